@@ -1,0 +1,17 @@
+"""Registers the pack's nodes with ComfyUI through the V3 node schema (`comfy_api.latest`).
+
+Each node module exports `NODES`, the node classes it defines; this file only gathers them.
+"""
+
+from comfy_api.latest import ComfyExtension, io
+
+NODE_MODULES = ()
+
+
+class AnimateFlowExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [node for module in NODE_MODULES for node in module.NODES]
+
+
+def comfy_entrypoint() -> ComfyExtension:
+    return AnimateFlowExtension()

@@ -1,0 +1,48 @@
+"""The CONTEXT_OPTIONS value: what the Context Options node hands to Apply to Model.
+
+Kept free of ComfyUI imports so the schedule maths that reads it stays testable on tensors alone.
+Validation lives here, not in the node, so every way of building options gets the same clear errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEDULES = ("uniform", "static", "looped")
+FUSE_METHODS = ("pyramid", "flat", "gaussian")
+
+
+class ContextOptionsError(ValueError):
+    """A context option the windows cannot be built from; the message says which input and the fix."""
+
+
+@dataclass(frozen=True)
+class ContextOptions:
+    context_length: int = 16
+    context_stride: int = 1
+    context_overlap: int = 4
+    closed_loop: bool = False
+    schedule: str = "uniform"
+    fuse_method: str = "pyramid"
+
+    def __post_init__(self) -> None:
+        node = "Context Options"
+        if self.context_length < 2:
+            raise ContextOptionsError(f"{node}: context_length must be at least 2 (got {self.context_length}); "
+                                      "16 is what the motion modules were trained on.")
+        if self.context_stride < 1:
+            raise ContextOptionsError(f"{node}: context_stride must be at least 1 (got {self.context_stride}).")
+        overlap = self.resolved_overlap
+        if not 0 <= overlap < self.context_length:
+            raise ContextOptionsError(f"{node}: context_overlap must be -1 (a quarter of the length) or between 0 and "
+                                      f"context_length - 1 = {self.context_length - 1} (got {self.context_overlap}).")
+        if self.schedule not in SCHEDULES:
+            raise ContextOptionsError(f"{node}: unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+        if self.fuse_method not in FUSE_METHODS:
+            raise ContextOptionsError(f"{node}: unknown fuse_method {self.fuse_method!r}; "
+                                      f"choose one of {', '.join(FUSE_METHODS)}.")
+
+    @property
+    def resolved_overlap(self) -> int:
+        """The original extension's `Overlap = -1` means a quarter of the context length."""
+        return self.context_length // 4 if self.context_overlap == -1 else self.context_overlap

@@ -1,0 +1,234 @@
+"""Deterministic random-weight models with the real architectures, for tests and the demo.
+
+No real weights can be downloaded here, so every model the pack touches is generated: an SD1.5
+checkpoint built from ComfyUI's own classes (so `CheckpointLoaderSimple` detects it as SD1.5) and
+motion modules with exactly the official key names and shapes of each format. Each tensor is drawn
+from a generator seeded by (seed, key), so a file is the same whatever order keys are produced in.
+
+Initialisation follows `decisions.md`: matrices ~ N(0, 1/fan_in), norms at weight 1 / bias 0,
+other biases small, and the motion module's `proj_out` non-zero but scaled by 0.1 (a zero
+`proj_out` would make the module an identity and hide every bug).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import zlib
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+
+# Official file names per motion module format (what a user would have in animatediff_models).
+MOTION_MODULE_FILES = {
+    "v1": "mm_sd_v15.ckpt",
+    "v14": "mm_sd_v14.ckpt",
+    "v2": "mm_sd_v15_v2.safetensors",
+    "v3": "mm_sd_v15_v3.safetensors",
+    "animatelcm": "AnimateLCM_sd15_t2v.ckpt",
+    "sdxl": "mm_sdxl_v10_beta.safetensors",
+    "hotshot": "hsxl_temporal_layers.safetensors",
+}
+MOTION_LORA_FILE = "v2_lora_PanLeft.safetensors"
+
+SD15_DOWN_CHANNELS = (320, 640, 1280, 1280)
+SDXL_DOWN_CHANNELS = (320, 640, 1280)
+
+
+def _generator(seed: int, key: str) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003) ^ zlib.crc32(key.encode()))
+
+
+def random_tensor(key: str, shape: Iterable[int], seed: int) -> torch.Tensor:
+    """One tensor of a random model, initialised by what its key says it is."""
+    shape = tuple(shape)
+    gen = _generator(seed, key)
+    name = key.rsplit(".", 1)[-1]
+    if name in ("pe", "positional_encoding", "position_ids"):
+        raise ValueError(f"{key} is a buffer, not a weight")
+    if len(shape) == 1:
+        if name == "weight":
+            return torch.ones(shape)
+        if ".norm" in key or "norm." in key or key.endswith("ln.bias") or "layer_norm" in key:
+            return torch.zeros(shape)
+        return torch.randn(shape, generator=gen) * 0.02
+    fan_in = math.prod(shape[1:])
+    scale = 1.0 / math.sqrt(fan_in)
+    if "proj_out" in key and "temporal" in key:
+        scale *= 0.1
+    return torch.randn(shape, generator=gen) * scale
+
+
+def sinusoidal_encoding(length: int, channels: int) -> torch.Tensor:
+    """AnimateDiff's positional encoding, [1, length, channels]: sin on even, cos on odd channels."""
+    position = torch.arange(length, dtype=torch.float64).unsqueeze(1)
+    div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float64) * (-math.log(10000.0) / channels))
+    pe = torch.zeros(1, length, channels, dtype=torch.float64)
+    pe[0, :, 0::2] = torch.sin(position * div)
+    pe[0, :, 1::2] = torch.cos(position * div)
+    return pe.float()
+
+
+def _module_shapes(c: int) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {
+        "norm.weight": (c,), "norm.bias": (c,),
+        "proj_in.weight": (c, c), "proj_in.bias": (c,),
+        "proj_out.weight": (c, c), "proj_out.bias": (c,),
+    }
+    block = "transformer_blocks.0."
+    for a in (0, 1):
+        attn = f"{block}attention_blocks.{a}."
+        for proj in ("to_q", "to_k", "to_v"):
+            shapes[f"{attn}{proj}.weight"] = (c, c)
+        shapes[f"{attn}to_out.0.weight"] = (c, c)
+        shapes[f"{attn}to_out.0.bias"] = (c,)
+        shapes[f"{block}norms.{a}.weight"] = (c,)
+        shapes[f"{block}norms.{a}.bias"] = (c,)
+    shapes[f"{block}ff.net.0.proj.weight"] = (8 * c, c)
+    shapes[f"{block}ff.net.0.proj.bias"] = (8 * c,)
+    shapes[f"{block}ff.net.2.weight"] = (c, 4 * c)
+    shapes[f"{block}ff.net.2.bias"] = (c,)
+    shapes[f"{block}ff_norm.weight"] = (c,)
+    shapes[f"{block}ff_norm.bias"] = (c,)
+    return shapes
+
+
+def motion_module_places(fmt: str) -> list[tuple[str, int]]:
+    """(key prefix, channels) of every motion module a format has, in the official naming."""
+    down = SDXL_DOWN_CHANNELS if fmt in ("sdxl", "hotshot") else SD15_DOWN_CHANNELS
+    places = []
+    for i, c in enumerate(down):
+        for j in range(2):
+            places.append((f"down_blocks.{i}.motion_modules.{j}.", c))
+    if fmt == "v2":
+        places.append(("mid_block.motion_modules.0.", 1280))
+    for i, c in enumerate(reversed(down)):
+        for j in range(3):
+            places.append((f"up_blocks.{i}.motion_modules.{j}.", c))
+    return places
+
+
+def motion_module_state_dict(fmt: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random motion module in the official layout of `fmt` (see motion-module-formats.md)."""
+    pe_length = {"v1": 24, "v14": 24, "v2": 32, "v3": 32, "sdxl": 32, "hotshot": 24, "animatelcm": 0}[fmt]
+    sd: dict[str, torch.Tensor] = {}
+    for prefix, c in motion_module_places(fmt):
+        if fmt == "hotshot":
+            base = prefix.replace("motion_modules.", "temporal_attentions.")
+        else:
+            base = prefix + "temporal_transformer."
+        for name, shape in _module_shapes(c).items():
+            sd[base + name] = random_tensor(base + name, shape, seed)
+        if pe_length:
+            pe = sinusoidal_encoding(pe_length, c)
+            for a in (0, 1):
+                enc = "positional_encoding" if fmt == "hotshot" else "pe"
+                sd[f"{base}transformer_blocks.0.attention_blocks.{a}.pos_encoder.{enc}"] = pe
+    return sd
+
+
+def motion_lora_state_dict(rank: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random v2 motion LoRA: low-rank pairs for every attention projection of the v2 layout."""
+    sd: dict[str, torch.Tensor] = {}
+    for prefix, c in motion_module_places("v2"):
+        for a in (0, 1):
+            proc = f"{prefix}temporal_transformer.transformer_blocks.0.attention_blocks.{a}.processor."
+            for proj in ("to_q_lora", "to_k_lora", "to_v_lora", "to_out_lora"):
+                down, up = f"{proc}{proj}.down.weight", f"{proc}{proj}.up.weight"
+                sd[down] = random_tensor(down, (rank, c), seed)
+                sd[up] = random_tensor(up, (c, rank), seed) * 0.5
+    return sd
+
+
+def sd15_unet_config() -> dict:
+    """ComfyUI's own description of an SD1.5 UNet (as `model_detection` produces for SD15)."""
+    return {
+        "use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
+        "legacy": False, "adm_in_channels": None, "in_channels": 4, "model_channels": 320,
+        "num_res_blocks": [2, 2, 2, 2], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+        "channel_mult": [1, 2, 4, 4], "transformer_depth_middle": 1, "use_linear_in_transformer": False,
+        "context_dim": 768, "num_heads": 8, "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+        "use_temporal_attention": False, "use_temporal_resblock": False,
+    }
+
+
+SD_VAE_DDCONFIG = {
+    "double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+    "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0,
+}
+
+
+def _meta_shapes() -> dict[str, tuple[tuple[int, ...], torch.Tensor | None]]:
+    """Key → shape of the three parts of an SD1.5 checkpoint, built on the meta device from ComfyUI's classes."""
+    import comfy.ldm.models.autoencoder
+    import comfy.ldm.modules.diffusionmodules.openaimodel as openaimodel
+    import comfy.ops
+    import comfy.sd1_clip
+
+    parts = {}
+    with torch.device("meta"):
+        unet = openaimodel.UNetModel(**sd15_unet_config(), device="meta", operations=comfy.ops.disable_weight_init)
+        clip = comfy.sd1_clip.SDClipModel(device="meta")
+        vae = comfy.ldm.models.autoencoder.AutoencoderKL(ddconfig=SD_VAE_DDCONFIG, embed_dim=4)
+    for prefix, module in (("model.diffusion_model.", unet), ("cond_stage_model.", clip), ("first_stage_model.", vae)):
+        for key, value in module.state_dict().items():
+            parts[prefix + key] = tuple(value.shape)
+    return parts
+
+
+def sd15_checkpoint_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random SD1.5 checkpoint in the original key layout, fp16 like the released files."""
+    sd = {}
+    for key, shape in _meta_shapes().items():
+        if key.endswith("position_ids"):
+            sd[key] = torch.arange(shape[-1]).reshape(shape)
+            continue
+        if "logit_scale" in key:
+            sd[key] = torch.tensor(4.6052)
+            continue
+        sd[key] = random_tensor(key, shape, seed).half()
+    return sd
+
+
+def _save(sd: dict[str, torch.Tensor], path: Path) -> None:
+    """Write atomically: a half-written fixture must never be mistaken for a finished one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    if path.suffix == ".safetensors":
+        import safetensors.torch
+
+        safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp))
+    else:
+        torch.save({"state_dict": sd}, tmp)
+    os.replace(tmp, path)
+
+
+def ensure_sd15_checkpoint(checkpoints_dir: Path, seed: int = 0) -> Path:
+    path = Path(checkpoints_dir) / SD15_CHECKPOINT
+    if not path.exists():
+        log.info("generating random SD1.5 checkpoint %s", path)
+        _save(sd15_checkpoint_state_dict(seed), path)
+    return path
+
+
+def ensure_motion_module(models_dir: Path, fmt: str, seed: int = 0, dtype: torch.dtype = torch.float16) -> Path:
+    path = Path(models_dir) / MOTION_MODULE_FILES[fmt]
+    if not path.exists():
+        log.info("generating random %s motion module %s", fmt, path)
+        sd = {k: v.to(dtype) for k, v in motion_module_state_dict(fmt, seed).items()}
+        _save(sd, path)
+    return path
+
+
+def ensure_motion_lora(lora_dir: Path, seed: int = 0) -> Path:
+    path = Path(lora_dir) / MOTION_LORA_FILE
+    if not path.exists():
+        log.info("generating random motion LoRA %s", path)
+        _save({k: v.half() for k, v in motion_lora_state_dict(seed=seed).items()}, path)
+    return path
