@@ -41,6 +41,18 @@ SD15_DOWN_CHANNELS = (320, 640, 1280, 1280)
 SDXL_DOWN_CHANNELS = (320, 640, 1280)
 
 
+# Written into every generated .safetensors file, so nothing mistakes a stand-in for real weights.
+STAND_IN_METADATA = {"animateflow_fixture": "random weights, not a trained model"}
+
+
+def is_stand_in(path: Path) -> bool:
+    """True for a .safetensors file this module generated."""
+    import safetensors
+
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("animateflow_fixture") is not None
+
+
 def _generator(seed: int, key: str) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003) ^ zlib.crc32(key.encode()))
 
@@ -203,7 +215,7 @@ def _save(sd: dict[str, torch.Tensor], path: Path) -> None:
     if path.suffix == ".safetensors":
         import safetensors.torch
 
-        safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp))
+        safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata=STAND_IN_METADATA)
     else:
         torch.save({"state_dict": sd}, tmp)
     os.replace(tmp, path)
@@ -231,4 +243,28 @@ def ensure_motion_lora(lora_dir: Path, seed: int = 0) -> Path:
     if not path.exists():
         log.info("generating random motion LoRA %s", path)
         _save({k: v.half() for k, v in motion_lora_state_dict(seed=seed).items()}, path)
+    return path
+
+
+CONTROLNET_FILE = "control_v11p_sd15_openpose.safetensors"
+
+
+def controlnet_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random SD1.5 ControlNet in the original `control_model.` layout, shapes from ComfyUI's own cldm class."""
+    import comfy.cldm.cldm
+    import comfy.ops
+
+    config = {k: v for k, v in sd15_unet_config().items() if k != "out_channels"}
+    with torch.device("meta"):
+        net = comfy.cldm.cldm.ControlNet(**config, hint_channels=3, device="meta",
+                                         operations=comfy.ops.disable_weight_init)
+    return {"control_model." + key: random_tensor("control_model." + key, value.shape, seed).half()
+            for key, value in net.state_dict().items()}
+
+
+def ensure_controlnet(controlnet_dir: Path, seed: int = 0) -> Path:
+    path = Path(controlnet_dir) / CONTROLNET_FILE
+    if not path.exists():
+        log.info("generating random SD1.5 ControlNet %s", path)
+        _save(controlnet_state_dict(seed), path)
     return path

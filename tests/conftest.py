@@ -8,8 +8,6 @@ runs on the same machine, since they are deterministic.
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import logging
 import os
 import sys
@@ -20,51 +18,20 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from scripts import comfy_host, fixtures  # noqa: E402
+from scripts import comfy_host, fixtures, inprocess  # noqa: E402
 
 BASE_DIR = Path(os.environ.get("ANIMATEFLOW_TEST_BASE", REPO_ROOT / ".work" / "test-base"))
-COMFY_DIR = comfy_host.comfy_dir()
-
-comfy_host.prepare_base(BASE_DIR)
-sys.path.insert(0, str(COMFY_DIR))
-sys.argv = [sys.argv[0], "--cpu", "--base-directory", str(BASE_DIR), "--database-url", "sqlite:///:memory:"]
-
-import comfy.options  # noqa: E402
-
-comfy.options.enable_args_parsing()
-
-import comfy.model_management  # noqa: E402,F401
-import folder_paths  # noqa: E402
-import nodes  # noqa: E402
-from comfy_api.latest import io  # noqa: E402
-
-PACK_LINK = BASE_DIR / "custom_nodes" / comfy_host.PACK_DIR_NAME
+PACK = inprocess.start(BASE_DIR)
 MODELS = BASE_DIR / "models"
+call_node = inprocess.call_node
 
-
-def _load_pack():
-    loaded = asyncio.run(nodes.load_custom_node(str(PACK_LINK)))
-    if not loaded:
-        raise RuntimeError("ComfyUI could not load the pack; see the log above")
-    return sys.modules[str(PACK_LINK).replace(".", "_x_")]
-
-
-PACK = _load_pack()
+import folder_paths  # noqa: E402,F401
+import nodes  # noqa: E402,F401
 
 
 def pack_module(name: str):
     """A submodule of the pack as ComfyUI loaded it (same classes the nodes use), e.g. 'motion.model'."""
-    return importlib.import_module(f"{PACK.__name__}.{name}")
-
-
-def call_node(class_name: str, **inputs):
-    """Run one node in-process the way ComfyUI's executor does, returning its outputs as a tuple."""
-    cls = nodes.NODE_CLASS_MAPPINGS[class_name]
-    if isinstance(cls, type) and issubclass(cls, io.ComfyNode):
-        clone = cls.PREPARE_CLASS_CLONE({})
-        result = clone.EXECUTE_NORMALIZED(**inputs)
-        return tuple(result.args) if result.args else ()
-    return tuple(getattr(cls(), cls.FUNCTION)(**inputs))
+    return inprocess.pack_module(PACK, name)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,207 @@
+"""Video files → ComfyUI IMAGE batches, streamed so memory stays close to the output tensor alone.
+
+A first pass only demuxes (no decoding) to learn every frame's timestamp; that fixes which source frame fills
+which output slot, so the output tensor is allocated once at its final size and each decoded frame is written
+into it and dropped. Collecting frames in a list and stacking them would need twice the memory at the end.
+Options follow the Video Helper Suite convention users know: the rate change (force_rate) comes first, then
+skip_first_frames, select_every_nth and frame_load_cap count frames of the rate-changed sequence.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import torch
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", ".m4v")
+
+
+@dataclass
+class VideoOptions:
+    """What to load; 0 means "no limit" / "keep the source value" as in the node's inputs."""
+
+    frame_load_cap: int = 0
+    skip_first_frames: int = 0
+    select_every_nth: int = 1
+    force_rate: float = 0.0
+    width: int = 0
+    height: int = 0
+
+
+@dataclass
+class LoadedVideo:
+    images: torch.Tensor
+    """IMAGE [frames, height, width, 3], float32 in 0..1."""
+    fps: float
+    """Rate at which the loaded frames play at the source's speed (force_rate or source fps, over select_every_nth)."""
+    audio: dict | None
+    """ComfyUI AUDIO {"waveform": [1, channels, samples], "sample_rate": int} cut to the loaded frames, or None."""
+
+    @property
+    def frame_count(self) -> int:
+        return self.images.shape[0]
+
+
+@dataclass
+class _Plan:
+    sources: list[int]
+    """Source frame index (presentation order) for each output frame; non-decreasing."""
+    start: float
+    end: float
+    """Loaded time span in seconds from the first frame, for cutting the audio to match."""
+    fps: float
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise FileNotFoundError(f"video file not found: {path}")
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as err:
+        raise ValueError(f"cannot read video file {path}: not a video or corrupt ({err})") from err
+
+
+def _frame_times(path: Path) -> tuple[list[float], float, int, int]:
+    """Presentation times (s, sorted), source fps and frame size, from packets alone (no decoding)."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise ValueError(f"video file {path} has no video stream")
+        stream = container.streams.video[0]
+        pts: list[int | None] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size and not packet.is_discard:
+                    pts.append(packet.pts)
+        except av.error.FFmpegError as err:
+            raise ValueError(f"video file {path} is corrupt: {err}") from err
+        rate = stream.average_rate or stream.guessed_rate
+        time_base = stream.time_base
+        width, height = stream.codec_context.width, stream.codec_context.height
+    if not pts:
+        raise ValueError(f"video file {path} has no frames")
+    if rate is None and len(pts) > 1 and None not in pts:
+        span = (max(pts) - min(pts)) * time_base
+        rate = Fraction(len(pts) - 1) / span if span else None
+    fps = float(rate) if rate else 8.0
+    if None in pts or time_base is None:
+        times = [i / fps for i in range(len(pts))]
+    else:
+        times = sorted(float(p * time_base) for p in pts)
+    return times, fps, width, height
+
+
+def _plan(times: list[float], fps: float, options: VideoOptions) -> _Plan:
+    t0 = times[0]
+    rel = [t - t0 for t in times]
+    if options.force_rate > 0:
+        rate = options.force_rate
+        duration = rel[-1] + 1 / fps
+        count = max(1, math.ceil(duration * rate - 1e-6))
+        grid = [k / rate for k in range(count)]
+        sources = [max(0, bisect.bisect_right(rel, t + 1e-6) - 1) for t in grid]
+    else:
+        rate = fps
+        grid = rel
+        sources = list(range(len(rel)))
+    nth = max(1, options.select_every_nth)
+    chosen = list(range(len(sources)))[options.skip_first_frames :: nth]
+    if options.frame_load_cap > 0:
+        chosen = chosen[: options.frame_load_cap]
+    if not chosen:
+        raise ValueError(
+            f"no frames left to load: the video has {len(sources)} frames at the chosen rate and "
+            f"skip_first_frames is {options.skip_first_frames}"
+        )
+    start = grid[chosen[0]]
+    return _Plan([sources[k] for k in chosen], start, start + len(chosen) * nth / rate, rate / nth)
+
+
+def _output_size(width: int, height: int, options: VideoOptions) -> tuple[int, int]:
+    """Target size; with only one side given the other keeps the source's aspect ratio."""
+    if options.width and options.height:
+        return options.width, options.height
+    if options.width:
+        return options.width, max(1, round(height * options.width / width))
+    if options.height:
+        return max(1, round(width * options.height / height)), options.height
+    return width, height
+
+
+def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
+    """Fill `out` from the decoder, one frame at a time; returns how many output slots were filled."""
+    height, width = out.shape[1:3]
+    filled = 0
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if filled == len(plan.sources):
+                    break
+                if index < plan.sources[filled]:
+                    continue
+                first = filled
+                while filled < len(plan.sources) and plan.sources[filled] <= index:
+                    filled += 1
+                pixels = frame.to_ndarray(format="rgb24", width=width, height=height)
+                out[first].copy_(torch.from_numpy(pixels)).div_(255.0)
+                out[first + 1 : filled].copy_(out[first].expand(filled - first - 1, -1, -1, -1))
+        except av.error.FFmpegError as err:
+            raise ValueError(f"video file {path} is corrupt after frame {filled}: {err}") from err
+    return filled
+
+
+def _read_audio(path: Path, start: float, end: float, video_start: float) -> dict | None:
+    """The audio track between `start` and `end` (seconds from the first video frame), planar float32."""
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+        chunks: list[torch.Tensor] = []
+        audio_start = None
+        try:
+            for frame in container.decode(stream):
+                if audio_start is None and frame.time is not None:
+                    audio_start = frame.time
+                chunks.extend(torch.from_numpy(f.to_ndarray()) for f in resampler.resample(frame))
+            chunks.extend(torch.from_numpy(f.to_ndarray()) for f in resampler.resample(None))
+        except av.error.FFmpegError as err:
+            raise ValueError(f"audio track of {path} is corrupt: {err}") from err
+        rate = stream.rate
+    if not chunks:
+        return None
+    waveform = torch.cat(chunks, dim=1)
+    offset = video_start - (audio_start or 0.0)
+    first = max(0, round((start + offset) * rate))
+    last = max(first, round((end + offset) * rate))
+    return {"waveform": waveform[:, first:last].unsqueeze(0).contiguous(), "sample_rate": rate}
+
+
+def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedVideo:
+    """Decode a video file into an IMAGE batch with its fps and audio (None when it has no audio stream)."""
+    path = Path(path)
+    options = options or VideoOptions()
+    if options.select_every_nth < 1 or options.skip_first_frames < 0 or options.frame_load_cap < 0:
+        raise ValueError("select_every_nth must be at least 1; skip_first_frames and frame_load_cap at least 0")
+    times, fps, src_width, src_height = _frame_times(path)
+    plan = _plan(times, fps, options)
+    width, height = _output_size(src_width, src_height, options)
+    out = torch.empty((len(plan.sources), height, width, 3), dtype=torch.float32)
+    filled = _decode_into(path, plan, out)
+    if filled == 0:
+        raise ValueError(f"video file {path}: no frame could be decoded")
+    if filled < len(plan.sources):
+        log.warning("%s: container lists %d frames but only %d decoded", path, len(plan.sources), filled)
+        out = out[:filled]
+    audio = _read_audio(path, plan.start, plan.end, times[0])
+    log.info("loaded %d frames %dx%d at %.3f fps from %s", filled, width, height, plan.fps, path)
+    return LoadedVideo(out, plan.fps, audio)

@@ -1,0 +1,184 @@
+"""Video and frame-folder inputs: Load Video (upload or path) and Load Image Sequence (with inpainting masks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import folder_paths
+import torch
+from comfy_api.latest import io
+
+from ..media import image_sequence, paths, video_reader
+from .common import CATEGORY, display_name, node_id
+
+
+def _video_files() -> list[str]:
+    input_dir = folder_paths.get_input_directory()
+    names = [
+        name for name in os.listdir(input_dir)
+        if os.path.isfile(os.path.join(input_dir, name)) and name.lower().endswith(video_reader.VIDEO_EXTENSIONS)
+    ]
+    return sorted(names)
+
+
+def _option_inputs() -> list[io.Input]:
+    return [
+        io.Int.Input(
+            "frame_load_cap", default=0, min=0, max=100000,
+            tooltip="Load at most this many frames; 0 loads them all.",
+        ),
+        io.Int.Input(
+            "skip_first_frames", default=0, min=0, max=100000,
+            tooltip="Frames to skip at the start (counted after force_rate).",
+        ),
+        io.Int.Input(
+            "select_every_nth", default=1, min=1, max=1000,
+            tooltip="Keep every nth frame (1 keeps all); the fps output is divided to match.",
+        ),
+        io.Float.Input(
+            "force_rate", default=0.0, min=0.0, max=240.0, step=0.01,
+            tooltip="Resample the video to this frame rate by dropping or repeating frames; 0 keeps the source's.",
+        ),
+        io.Int.Input(
+            "custom_width", default=0, min=0, max=8192, step=8,
+            tooltip="Resize frames to this width; 0 keeps the source's (or follows custom_height's aspect).",
+        ),
+        io.Int.Input(
+            "custom_height", default=0, min=0, max=8192, step=8,
+            tooltip="Resize frames to this height; 0 keeps the source's (or follows custom_width's aspect).",
+        ),
+    ]
+
+
+def _video_outputs() -> list[io.Output]:
+    return [
+        io.Image.Output("images", tooltip="The loaded frames."),
+        io.Int.Output("frame_count", tooltip="How many frames were loaded: feed it to frames/batch size."),
+        io.Float.Output("fps", tooltip="Frame rate of the loaded frames: feed it to Video Combine."),
+        io.Audio.Output("audio", tooltip="The audio of the loaded span; None when the file has no audio track."),
+    ]
+
+
+def _load(node: str, path: Path, frame_load_cap: int, skip_first_frames: int, select_every_nth: int,
+          force_rate: float, custom_width: int, custom_height: int) -> io.NodeOutput:
+    options = video_reader.VideoOptions(
+        frame_load_cap, skip_first_frames, select_every_nth, force_rate, width=custom_width, height=custom_height
+    )
+    try:
+        video = video_reader.read_video(path, options)
+    except (ValueError, FileNotFoundError) as err:
+        raise type(err)(f"{node}: {err}") from err
+    return io.NodeOutput(video.images, video.frame_count, video.fps, video.audio)
+
+
+def _changed(value: str, kind: str = "file"):
+    """Re-run when the file (or a file in the folder) changes; a refused or missing path always re-runs,
+    so that execute reports the error."""
+    try:
+        path = paths.resolve_input_path(value, "path", kind)
+    except (OSError, ValueError):
+        return float("nan")
+    files = [path] if kind == "file" else sorted(p for p in path.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_mtime) for p in files)
+
+
+class LoadVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id("LoadVideo"),
+            display_name=display_name("Load Video"),
+            category=CATEGORY,
+            description="Loads a video (MP4, WEBM, GIF, MOV, MKV) from ComfyUI's input folder as frames, "
+            "with its frame count, fps and audio.",
+            inputs=[
+                io.Combo.Input(
+                    "video", options=_video_files(), upload=io.UploadType.video,
+                    tooltip="A video in ComfyUI's input folder; upload one with the button.",
+                ),
+                *_option_inputs(),
+            ],
+            outputs=_video_outputs(),
+        )
+
+    @classmethod
+    def execute(cls, video: str, **options) -> io.NodeOutput:
+        return _load("Load Video", paths.resolve_input_path(video, "Load Video: video"), **options)
+
+    @classmethod
+    def fingerprint_inputs(cls, video: str, **options):
+        return _changed(video)
+
+
+class LoadVideoPath(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id("LoadVideoPath"),
+            display_name=display_name("Load Video (Path)"),
+            category=CATEGORY,
+            description="Loads a video by path: relative paths are inside ComfyUI's input folder; other folders "
+            f"only if the server's operator allows them in the {paths.ALLOW_ENV} environment variable.",
+            inputs=[
+                io.String.Input(
+                    "video_path", default="",
+                    tooltip=f"Video file, relative to ComfyUI's input folder, or absolute inside a folder allowed "
+                    f"by {paths.ALLOW_ENV}.",
+                ),
+                *_option_inputs(),
+            ],
+            outputs=_video_outputs(),
+        )
+
+    @classmethod
+    def execute(cls, video_path: str, **options) -> io.NodeOutput:
+        path = paths.resolve_input_path(video_path, "Load Video (Path): video_path")
+        return _load("Load Video (Path)", path, **options)
+
+    @classmethod
+    def fingerprint_inputs(cls, video_path: str, **options):
+        return _changed(video_path)
+
+
+class LoadImageSequence(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id("LoadImageSequence"),
+            display_name=display_name("Load Image Sequence"),
+            category=CATEGORY,
+            description="Loads a folder of frames in natural order. A folder with image/ and mask/ subfolders "
+            "(the original extension's video-inpainting layout) also gives one mask per frame.",
+            inputs=[
+                io.String.Input(
+                    "folder", default="",
+                    tooltip=f"Folder of images, relative to ComfyUI's input folder, or absolute inside a folder "
+                    f"allowed by {paths.ALLOW_ENV}.",
+                ),
+            ],
+            outputs=[
+                io.Image.Output("images", tooltip="The frames, sorted naturally (frame2 before frame10)."),
+                io.Mask.Output("masks", tooltip="One mask per frame from mask/ (white = repaint); all 0 without it."),
+                io.Int.Output("count", tooltip="How many frames were loaded."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, folder: str) -> io.NodeOutput:
+        where = "Load Image Sequence: folder"
+        path = paths.resolve_input_path(folder, where, kind="folder")
+        try:
+            images, masks = image_sequence.load_image_sequence(path)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from err
+        if masks is None:
+            masks = torch.zeros(images.shape[:3], dtype=torch.float32)
+        return io.NodeOutput(images, masks, images.shape[0])
+
+    @classmethod
+    def fingerprint_inputs(cls, folder: str):
+        return _changed(folder, kind="folder")
+
+
+NODES = [LoadVideo, LoadVideoPath, LoadImageSequence]

@@ -1,0 +1,161 @@
+"""Example workflows in both formats: the editor's UI format and the prompt API format.
+
+The API twins in `example_workflows/*_api.json` are written by hand (they are what tests and the demo
+queue). The UI-format files are generated from them with the node schemas of a running server, so
+the two can never disagree: `python scripts/workflows.py` rewrites every UI file from its twin.
+`ui_to_api` converts back the way the editor does when it queues, for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+EXAMPLES = REPO_ROOT / "example_workflows"
+NODE_WIDTH = 340
+COLUMN_GAP = 60
+
+
+def _input_specs(spec: dict) -> list[tuple[str, list]]:
+    order = spec.get("input_order", {})
+    out = []
+    for section in ("required", "optional"):
+        entries = spec["input"].get(section, {})
+        for name in order.get(section, list(entries)):
+            out.append((name, entries[name]))
+    return out
+
+
+def _is_widget(entry: list) -> bool:
+    """Combos (a list of options) and the primitive types are widgets; every other type is a link slot."""
+    kind = entry[0]
+    return isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+
+
+def _has_control(entry: list) -> bool:
+    options = entry[1] if len(entry) > 1 else {}
+    return bool(options.get("control_after_generate"))
+
+
+def _depths(api: dict) -> dict[str, int]:
+    depth: dict[str, int] = {}
+
+    def visit(node_id: str) -> int:
+        if node_id not in depth:
+            parents = [v[0] for v in api[node_id]["inputs"].values() if isinstance(v, list)]
+            depth[node_id] = 1 + max((visit(p) for p in parents), default=-1)
+        return depth[node_id]
+
+    for node_id in api:
+        visit(node_id)
+    return depth
+
+
+def api_to_ui(api: dict, object_info: dict) -> dict:
+    """Lay an API-format graph out as a UI-format workflow, columns by dependency depth."""
+    depth = _depths(api)
+    rows: dict[int, int] = {}
+    nodes, links = [], []
+    outgoing: dict[tuple[int, int], list[int]] = {}
+    ids = {node_id: int(node_id) for node_id in api}
+    for node_id, node in api.items():
+        for value in node["inputs"].values():
+            if isinstance(value, list):
+                link_id = len(links) + 1
+                links.append([link_id, ids[value[0]], value[1], ids[node_id], None, None])
+                outgoing.setdefault((ids[value[0]], value[1]), []).append(link_id)
+    link_by_target = {}
+    for link in links:
+        link_by_target.setdefault(link[3], []).append(link)
+
+    for order, node_id in enumerate(sorted(api, key=lambda n: (depth[n], int(n)))):
+        node = api[node_id]
+        spec = object_info[node["class_type"]]
+        inputs, widgets = [], []
+        for name, entry in _input_specs(spec):
+            value = node["inputs"].get(name)
+            if isinstance(value, list):
+                link = next(l for l in link_by_target[ids[node_id]] if l[1] == ids[value[0]] and l[2] == value[1]
+                            and l[4] is None)
+                link[4] = len(inputs)
+                link[5] = object_info[api[value[0]]["class_type"]]["output"][value[1]]
+                slot = {"name": name, "type": link[5], "link": link[0]}
+                if _is_widget(entry):
+                    slot["widget"] = {"name": name}
+                inputs.append(slot)
+            elif _is_widget(entry):
+                widgets.append(value if name in node["inputs"] else (entry[1] if len(entry) > 1 else {}).get("default"))
+                if _has_control(entry):
+                    widgets.append("fixed")
+        outputs = [{"name": out_name, "type": out_type, "links": outgoing.get((ids[node_id], i), []), "slot_index": i}
+                   for i, (out_name, out_type) in enumerate(zip(spec["output_name"], spec["output"]))]
+        column = depth[node_id]
+        row = rows.get(column, 0)
+        height = 60 + 26 * (len(inputs) + len(widgets) + len(outputs))
+        rows[column] = row + height + 40
+        nodes.append({
+            "id": ids[node_id], "type": node["class_type"], "pos": [40 + column * (NODE_WIDTH + COLUMN_GAP), 40 + row],
+            "size": [NODE_WIDTH, height], "flags": {}, "order": order, "mode": 0,
+            "inputs": inputs, "outputs": outputs,
+            "properties": {"Node name for S&R": node["class_type"]},
+            "widgets_values": widgets,
+            **({"title": node["_meta"]["title"]} if node.get("_meta", {}).get("title") else {}),
+        })
+    return {
+        "last_node_id": max(ids.values()), "last_link_id": len(links), "nodes": nodes, "links": links,
+        "groups": [], "config": {}, "extra": {}, "version": 0.4,
+    }
+
+
+def ui_to_api(ui: dict, object_info: dict) -> dict:
+    """What the editor queues for a UI-format workflow: widget values by name, links as [node, slot]."""
+    links = {link[0]: link for link in ui["links"]}
+    api = {}
+    for node in ui["nodes"]:
+        if node.get("mode", 0) != 0:
+            continue
+        spec = object_info[node["type"]]
+        linked = {slot["name"]: links[slot["link"]] for slot in node.get("inputs", []) if slot.get("link") is not None}
+        values = list(node.get("widgets_values", []))
+        inputs = {}
+        for name, entry in _input_specs(spec):
+            if name in linked:
+                link = linked[name]
+                inputs[name] = [str(link[1]), link[2]]
+            elif _is_widget(entry):
+                if not values:
+                    raise ValueError(f"node {node['id']} ({node['type']}): no widget value for {name}")
+                inputs[name] = values.pop(0)
+                if _has_control(entry):
+                    values.pop(0)
+        api[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return api
+
+
+def strip_meta(api: dict) -> dict:
+    return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Regenerate the UI-format example workflows from their API twins.")
+    parser.add_argument("--base", type=Path, default=REPO_ROOT / ".work" / "test-base")
+    args = parser.parse_args()
+    from scripts import comfy_host
+
+    with comfy_host.ComfyServer(args.base) as client:
+        info = client.object_info()
+    for api_path in sorted(EXAMPLES.glob("*_api.json")):
+        ui_path = api_path.with_name(api_path.name.replace("_api.json", ".json"))
+        ui = api_to_ui(json.loads(api_path.read_text()), info)
+        ui_path.write_text(json.dumps(ui, indent=1) + "\n")
+        print(ui_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
