@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,14 +27,19 @@ from scripts import comfy_host, fixtures  # noqa: E402
 
 log = logging.getLogger("demo")
 
-WORKFLOW = REPO_ROOT / "example_workflows" / "txt2vid_api.json"
+WORKFLOW = REPO_ROOT / "example_workflows" / "api" / "txt2vid.json"
 QUICK = {"width": 128, "height": 128, "frames": 16, "steps": 2}
 
 
 def ensure_models(models: Path) -> bool:
-    """Generate stand-ins for the files the workflow names; True when any model is a random stand-in."""
-    checkpoint = fixtures.ensure_sd15_checkpoint(models / "checkpoints")
-    motion = fixtures.ensure_motion_module(models / "animatediff_models", "v2")
+    """Generate stand-ins for the files the workflow names; True when any model is a random stand-in.
+
+    Generation runs in a child process: it imports ComfyUI's model classes, which must see `--cpu` at import.
+    """
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "fixtures.py"), str(models), "sd15", "v2"],
+                   check=True, stdout=subprocess.DEVNULL)
+    checkpoint = models / "checkpoints" / fixtures.SD15_CHECKPOINT
+    motion = models / "animatediff_models" / fixtures.MOTION_MODULE_FILES["v2"]
     stand_ins = [path for path in (checkpoint, motion) if fixtures.is_stand_in(path)]
     for path in stand_ins:
         log.info("%s holds random weights (put the real file there to render for real)", path)

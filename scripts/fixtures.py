@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import zlib
 from pathlib import Path
 from typing import Iterable
@@ -268,3 +269,35 @@ def ensure_controlnet(controlnet_dir: Path, seed: int = 0) -> Path:
         log.info("generating random SD1.5 ControlNet %s", path)
         _save(controlnet_state_dict(seed), path)
     return path
+
+
+def main() -> int:
+    """Generate fixtures from the command line, in a process of their own (ComfyUI imported with --cpu)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Generate random-weight stand-in models.")
+    parser.add_argument("models", type=Path, help="a ComfyUI models/ folder")
+    parser.add_argument("items", nargs="+", choices=["sd15", "lora", *MOTION_MODULE_FILES])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[fixtures] %(message)s")
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scripts import comfy_host
+
+    sys.path.insert(0, str(comfy_host.comfy_dir()))
+    sys.argv = [sys.argv[0], "--cpu"]
+    import comfy.options
+
+    comfy.options.enable_args_parsing()
+    for item in args.items:
+        if item == "sd15":
+            print(ensure_sd15_checkpoint(args.models / "checkpoints"))
+        elif item == "lora":
+            print(ensure_motion_lora(args.models / "animatediff_motion_lora"))
+        else:
+            print(ensure_motion_module(args.models / "animatediff_models", item))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,8 @@
 """Example workflows in both formats: the editor's UI format and the prompt API format.
 
-The API twins in `example_workflows/*_api.json` are written by hand (they are what tests and the demo
-queue). The UI-format files are generated from them with the node schemas of a running server, so
+The API twins in `example_workflows/api/<name>.json` are written by hand (they are what tests and the demo
+queue; a subfolder, so the editor's template browser, which lists `example_workflows/*.json`, shows only
+the UI files). The UI-format files `example_workflows/<name>.json` are generated from them with the node schemas of a running server, so
 the two can never disagree: `python scripts/workflows.py` rewrites every UI file from its twin.
 `ui_to_api` converts back the way the editor does when it queues, for tests.
 """
@@ -92,6 +93,8 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
                 widgets.append(value if name in node["inputs"] else (entry[1] if len(entry) > 1 else {}).get("default"))
                 if _has_control(entry):
                     widgets.append("fixed")
+            else:
+                inputs.append({"name": name, "type": entry[0], "link": None})
         outputs = [{"name": out_name, "type": out_type, "links": outgoing.get((ids[node_id], i), []), "slot_index": i}
                    for i, (out_name, out_type) in enumerate(zip(spec["output_name"], spec["output"]))]
         column = depth[node_id]
@@ -149,8 +152,8 @@ def main() -> int:
 
     with comfy_host.ComfyServer(args.base) as client:
         info = client.object_info()
-    for api_path in sorted(EXAMPLES.glob("*_api.json")):
-        ui_path = api_path.with_name(api_path.name.replace("_api.json", ".json"))
+    for api_path in sorted((EXAMPLES / "api").glob("*.json")):
+        ui_path = EXAMPLES / api_path.name
         ui = api_to_ui(json.loads(api_path.read_text()), info)
         ui_path.write_text(json.dumps(ui, indent=1) + "\n")
         print(ui_path)
