@@ -107,7 +107,13 @@ class ComfyClient:
         """Poll history until the prompt ends; raise PromptFailed if it ended in an error."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            history = self.request(f"/history/{prompt_id}")
+            try:
+                history = self.request(f"/history/{prompt_id}")
+            except (TimeoutError, urllib.error.URLError) as err:
+                # A server busy sampling on a small CPU can be slow to answer; that is not an end.
+                log.debug("history poll for %s: %s", prompt_id, err)
+                time.sleep(1)
+                continue
             entry = history.get(prompt_id)
             if entry and entry.get("status", {}).get("completed") is not None:
                 if entry["status"].get("status_str") == "error":

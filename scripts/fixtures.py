@@ -36,7 +36,7 @@ MOTION_MODULE_FILES = {
     "sdxl": "mm_sdxl_v10_beta.safetensors",
     "hotshot": "hsxl_temporal_layers.safetensors",
 }
-MOTION_LORA_FILE = "v2_lora_PanLeft.safetensors"
+MOTION_LORA_FILE = "v2_lora_PanLeft.ckpt"
 
 SD15_DOWN_CHANNELS = (320, 640, 1280, 1280)
 SDXL_DOWN_CHANNELS = (320, 640, 1280)
@@ -247,7 +247,7 @@ def ensure_motion_lora(lora_dir: Path, seed: int = 0) -> Path:
     return path
 
 
-CONTROLNET_FILE = "control_v11p_sd15_openpose.safetensors"
+CONTROLNET_FILE = "control_v11p_sd15_canny.safetensors"
 
 
 def controlnet_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
