@@ -24,6 +24,7 @@ class ContextOptions:
     closed_loop: bool = False
     schedule: str = "uniform"
     fuse_method: str = "pyramid"
+    freenoise: bool = False
 
     def __post_init__(self) -> None:
         node = "Context Options"

@@ -1,0 +1,114 @@
+"""Context Options (sliding windows for any number of frames), attaching them to a model, and Prompt Travel."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..sampling import prompt_travel
+from ..sampling.context_handler import attach_context_options
+from ..sampling.context_options import FUSE_METHODS, SCHEDULES, ContextOptions
+from .common import CATEGORY, display_name, node_id
+
+ContextOptionsType = io.Custom("CONTEXT_OPTIONS")
+
+
+class ContextOptionsNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id("ContextOptions"),
+            display_name=display_name("Context Options"),
+            category=CATEGORY,
+            description="Sample any number of frames in windows the motion module can handle; overlapping windows "
+                        "are blended per frame. Connect to Apply Motion Module or Set Context Options.",
+            inputs=[
+                io.Int.Input("context_length", default=16, min=2, max=128,
+                             tooltip="Frames per window. 16 is what most motion modules were trained on."),
+                io.Int.Input("context_stride", default=1, min=1, max=8,
+                             tooltip="uniform/looped only: also run windows of every 2nd, 4th, ... frame up to "
+                                     "2^(stride-1), which ties distant frames together."),
+                io.Int.Input("context_overlap", default=4, min=-1, max=127,
+                             tooltip="Frames shared by neighbouring windows; more blends seams better but costs "
+                                     "more windows. -1 means a quarter of context_length."),
+                io.Boolean.Input("closed_loop", default=False,
+                                 tooltip="Let windows wrap from the last frames to the first so the video loops."),
+                io.Combo.Input("schedule", options=list(SCHEDULES), default="uniform",
+                               tooltip="uniform: the original extension's windows, shifted every step; "
+                                       "looped: the same but windows may wrap around the end; "
+                                       "static: the same fixed windows every step."),
+                io.Combo.Input("fuse_method", options=list(FUSE_METHODS), default="pyramid",
+                               tooltip="How overlapping windows are weighted per frame: pyramid and gaussian "
+                                       "trust a window's centre over its edges, flat averages evenly."),
+                io.Boolean.Input("freenoise", default=False, optional=True,
+                                 tooltip="FreeNoise: later windows start from shuffled copies of the first "
+                                         "window's noise, so windows agree on content."),
+            ],
+            outputs=[ContextOptionsType.Output(display_name="CONTEXT_OPTIONS")],
+        )
+
+    @classmethod
+    def execute(cls, context_length: int, context_stride: int, context_overlap: int, closed_loop: bool,
+                schedule: str, fuse_method: str, freenoise: bool = False) -> io.NodeOutput:
+        return io.NodeOutput(ContextOptions(context_length=context_length, context_stride=context_stride,
+                                            context_overlap=context_overlap, closed_loop=closed_loop,
+                                            schedule=schedule, fuse_method=fuse_method, freenoise=freenoise))
+
+
+class SetContextOptions(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id("SetContextOptions"),
+            display_name=display_name("Set Context Options"),
+            category=CATEGORY,
+            description="Sample this model in context windows, with or without a motion module.",
+            inputs=[
+                io.Model.Input("model", tooltip="The model to sample in windows (it is cloned, not changed)."),
+                ContextOptionsType.Input("context_options", tooltip="From a Context Options node."),
+            ],
+            outputs=[io.Model.Output(tooltip="The model that samples in context windows.")],
+        )
+
+    @classmethod
+    def execute(cls, model, context_options: ContextOptions) -> io.NodeOutput:
+        model = model.clone()
+        attach_context_options(model, context_options)
+        return io.NodeOutput(model)
+
+
+class PromptTravel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id("PromptTravel"),
+            display_name=display_name("Prompt Travel"),
+            category=CATEGORY,
+            description="A prompt per keyframe, blended between keyframes, as one conditioning per frame.",
+            inputs=[
+                io.Clip.Input("clip", tooltip="The text encoder."),
+                io.String.Input("schedule", multiline=True, default="0: a cat walking, 16: a cat running",
+                                tooltip="'frame: prompt' pairs separated by commas or new lines; prompts may "
+                                        "contain commas."),
+                io.Int.Input("frames", default=16, min=1, max=10000,
+                             tooltip="Number of frames; must match the latent batch so each frame gets its own."),
+            ],
+            outputs=[io.Conditioning.Output(tooltip="Per-frame conditioning for the sampler's positive input.")],
+        )
+
+    @classmethod
+    def execute(cls, clip, schedule: str, frames: int) -> io.NodeOutput:
+        keyframes = prompt_travel.parse_schedule(schedule)
+        conds, pooled = [], []
+        for _, text in keyframes:
+            cond, pool = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
+            conds.append(cond)
+            pooled.append(pool)
+        if len({c.shape for c in conds}) > 1:
+            raise prompt_travel.PromptTravelError("Prompt Travel: keyframe prompts encode to different lengths "
+                                                  "(one is over 75 tokens); shorten it so all fit one chunk.")
+        weights = prompt_travel.blend_weights([f for f, _ in keyframes], frames)
+        extra = {"pooled_output": prompt_travel.per_frame(pooled, weights)} if pooled[0] is not None else {}
+        return io.NodeOutput([[prompt_travel.per_frame(conds, weights), extra]])
+
+
+NODES = [ContextOptionsNode, SetContextOptions, PromptTravel]

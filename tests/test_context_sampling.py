@@ -1,0 +1,128 @@
+"""Sampling in context windows on the host, with the random SD1.5 checkpoint.
+
+Without a motion module every frame is denoised independently, so fusing any set of windows must reproduce the
+unwindowed result: that is the independent reference for slicing latents, per-frame conds and ControlNet hints.
+"""
+
+import pytest
+import torch
+
+from conftest import MODELS, call_node, pack_module
+from scripts import fixtures
+
+freenoise = pack_module("sampling.freenoise")
+prompt_travel = pack_module("sampling.prompt_travel")
+ContextOptions = pack_module("sampling.context_options").ContextOptions
+
+
+def context_options(**kwargs):
+    inputs = dict(context_length=16, context_stride=1, context_overlap=4, closed_loop=False,
+                  schedule="uniform", fuse_method="pyramid") | kwargs
+    return call_node("AnimateFlow_ContextOptions", **inputs)[0]
+
+
+def windowed(model, **kwargs):
+    return call_node("AnimateFlow_SetContextOptions", model=model, context_options=context_options(**kwargs))[0]
+
+
+@pytest.fixture(scope="module")
+def prompts(sd15):
+    _, clip, _ = sd15
+    positive = call_node("CLIPTextEncode", clip=clip, text="a cat walking")[0]
+    negative = call_node("CLIPTextEncode", clip=clip, text="blurry")[0]
+    return positive, negative
+
+
+def sample(model, positive, negative, frames, size=64, steps=1, seed=3):
+    latent = call_node("EmptyLatentImage", width=size, height=size, batch_size=frames)[0]
+    out = call_node("KSampler", model=model, seed=seed, steps=steps, cfg=2.0, sampler_name="euler",
+                    scheduler="normal", positive=positive, negative=negative, latent_image=latent, denoise=1.0)[0]
+    samples = out["samples"]
+    assert samples.shape[0] == frames and torch.isfinite(samples).all()
+    return samples
+
+
+def test_short_video_is_exactly_unwindowed(sd15, prompts):
+    model = sd15[0]
+    plain = sample(model, *prompts, frames=8)
+    assert torch.equal(sample(windowed(model), *prompts, frames=8), plain)
+
+
+def test_motion_module_short_video_is_exactly_unwindowed(sd15, prompts, motion_module_file):
+    module = call_node("AnimateFlow_LoadMotionModule", model_name=motion_module_file("v2"))[0]
+    plain = call_node("AnimateFlow_ApplyMotionModule", model=sd15[0], motion_module=module, motion_scale=1.0,
+                      beta_schedule="auto")[0]
+    with_windows = call_node("AnimateFlow_ApplyMotionModule", model=sd15[0], motion_module=module, motion_scale=1.0,
+                             beta_schedule="auto", context_options=context_options())[0]
+    assert torch.equal(sample(with_windows, *prompts, frames=8), sample(plain, *prompts, frames=8))
+
+
+def test_windows_fuse_back_to_per_frame_result(sd15, prompts):
+    """Two steps: the second shifts the windows (3 windows over 20 frames instead of 2)."""
+    model = sd15[0]
+    reference = sample(model, *prompts, frames=20, size=32, steps=2)
+    result = sample(windowed(model, fuse_method="gaussian"), *prompts, frames=20, size=32, steps=2)
+    torch.testing.assert_close(result, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_64_frames_with_motion_module(sd15, prompts, motion_module_file):
+    module = call_node("AnimateFlow_LoadMotionModule", model_name=motion_module_file("v2"))[0]
+    model = call_node("AnimateFlow_ApplyMotionModule", model=sd15[0], motion_module=module, motion_scale=1.0,
+                      beta_schedule="auto", context_options=context_options())[0]
+    out = sample(model, *prompts, frames=64)
+    assert out.std() > 0
+
+
+def test_prompt_travel_is_sliced_per_window(sd15, prompts):
+    model, clip, _ = sd15
+    travel = call_node("AnimateFlow_PromptTravel", clip=clip, schedule="0: a cat walking, 5: a cat, running, 19: a dog",
+                       frames=20)[0]
+    cond = travel[0][0]
+    assert cond.shape[0] == 20 and not torch.equal(cond[0], cond[19])
+    reference = sample(model, travel, prompts[1], frames=20, size=32)
+    result = sample(windowed(model), travel, prompts[1], frames=20, size=32)
+    torch.testing.assert_close(result, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_prompt_travel_schedule():
+    assert prompt_travel.parse_schedule("0: a cat, walking,\n16: a dog") == [(0, "a cat, walking"), (16, "a dog")]
+    weights = prompt_travel.blend_weights([2, 6], 8)
+    assert weights[:3, 0].tolist() == [1, 1, 1] and weights[4].tolist() == [0.5, 0.5] and weights[7, 1] == 1
+    with pytest.raises(ValueError, match="Prompt Travel: schedule"):
+        prompt_travel.parse_schedule("a cat")
+
+
+def test_controlnet_per_frame_hints_under_windows(sd15, prompts):
+    fixtures.ensure_controlnet(MODELS / "controlnet")
+    control = call_node("ControlNetLoader", control_net_name=fixtures.CONTROLNET_FILE)[0]
+    hints = torch.rand(20, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    positive, negative = call_node("ControlNetApplyAdvanced", positive=prompts[0], negative=prompts[1],
+                                   control_net=control, image=hints, strength=1.0, start_percent=0.0,
+                                   end_percent=1.0)
+    model = sd15[0]
+    without = sample(model, *prompts, frames=20, size=32)
+    reference = sample(model, positive, negative, frames=20, size=32)
+    assert not torch.allclose(reference, without, atol=1e-3)
+    result = sample(windowed(model), positive, negative, frames=20, size=32)
+    torch.testing.assert_close(result, reference, rtol=1e-4, atol=1e-4)
+    assert positive[0][1]["control"].cond_hint_original.shape[0] == 20
+
+
+def test_freenoise_reuses_first_window():
+    noise = torch.randn(40, 4, 2, 2)
+    out = freenoise.freenoise_shuffle(noise, length=16, stride=12, seed=1)
+    assert torch.equal(out[:16], noise[:16])
+    first = {tuple(f.flatten().tolist()) for f in noise[:16]}
+    assert all(tuple(f.flatten().tolist()) in first for f in out)
+    assert not torch.equal(out[16:28], noise[4:16])
+
+
+def test_freenoise_option_samples(sd15, prompts):
+    model = sd15[0]
+    plain = sample(windowed(model), *prompts, frames=20, size=32)
+    shuffled = sample(windowed(model, freenoise=True), *prompts, frames=20, size=32)
+    torch.testing.assert_close(shuffled[:16], plain[:16], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(shuffled[16:], plain[16:])
+    # Frames are independent without a motion module: each refilled frame repeats one of the first window's.
+    for frame in shuffled[16:]:
+        assert any(torch.allclose(frame, plain[j], rtol=1e-4, atol=1e-4) for j in range(16))
