@@ -5,7 +5,9 @@ Each node module exports `NODES`, the node classes it defines; this file only ga
 
 from comfy_api.latest import ComfyExtension, io
 
-NODE_MODULES = ()
+from . import context_nodes, input_nodes, interpolate_nodes, latent_nodes, motion_nodes, video_nodes
+
+NODE_MODULES = (context_nodes, input_nodes, interpolate_nodes, latent_nodes, motion_nodes, video_nodes)
 
 
 class AnimateFlowExtension(ComfyExtension):

@@ -1,0 +1,124 @@
+"""Reading motion module and motion LoRA files safely, and wrapping a module for ComfyUI's model management.
+
+Pickled checkpoints (.ckpt/.pth/.pt/.bin) are read with `torch.load(weights_only=True)`: its unpickler only
+rebuilds tensors and plain containers, so a file whose pickle would run code is refused instead of executed.
+The loaded module lives in a ModelPatcher so ComfyUI moves, offloads and counts it with the UNet it is
+applied to, and so motion LoRAs can be weight patches on it rather than edits of a module others share.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from dataclasses import dataclass
+
+import comfy.model_management
+import comfy.model_patcher
+import folder_paths
+import safetensors.torch
+import torch
+
+from .formats import MotionFormat, MotionFormatError, canonical_state_dict
+from .model import MotionModel
+
+log = logging.getLogger(__name__)
+
+MODELS_FOLDER = "animatediff_models"
+LORA_FOLDER = "animatediff_motion_lora"
+PICKLE_SUFFIXES = (".ckpt", ".pth", ".pt", ".bin")
+SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+_WRAPPERS = ("state_dict", "module")
+_KEY_PREFIXES = ("module.",)
+
+
+class UnsafeCheckpointError(MotionFormatError):
+    """A pickled file that would execute code when loaded."""
+
+
+@dataclass(frozen=True)
+class MotionModule:
+    """The MOTION_MODULE value: the module in its ModelPatcher, what it is, and where it came from."""
+
+    patcher: comfy.model_patcher.ModelPatcher
+    format: MotionFormat
+    name: str
+
+    @property
+    def model(self) -> MotionModel:
+        return self.patcher.model
+
+
+def register_model_folders(pack_dir: str) -> None:
+    """Add our folders beside ComfyUI's (and the pack-local models/), as AnimateDiff-Evolved names them."""
+    for folder in (MODELS_FOLDER, LORA_FOLDER):
+        folder_paths.add_model_folder_path(folder, os.path.join(folder_paths.models_dir, folder))
+        folder_paths.add_model_folder_path(folder, os.path.join(pack_dir, "models", folder))
+        paths, extensions = folder_paths.folder_names_and_paths[folder]
+        folder_paths.folder_names_and_paths[folder] = (paths, set(extensions) | set(SUFFIXES))
+
+
+def read_state_dict(path: str, node: str) -> dict[str, torch.Tensor]:
+    """Tensors of a file, unwrapped from `state_dict`/`module` nesting and `module.` key prefixes."""
+    name = os.path.basename(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".safetensors":
+        sd = safetensors.torch.load_file(path, device="cpu")
+    elif suffix in PICKLE_SUFFIXES:
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise UnsafeCheckpointError(
+                f"{node}: refused to load {name}: its pickle contains code or objects other than tensors, which "
+                f"could run on your machine ({str(e).splitlines()[0]}). Use a .safetensors version of the file "
+                "from a source you trust.") from e
+    else:
+        raise MotionFormatError(f"{node}: {name} has an unsupported extension; use one of {', '.join(SUFFIXES)}.")
+    while isinstance(sd, dict):
+        nested = [w for w in _WRAPPERS if isinstance(sd.get(w), dict)]
+        if not nested:
+            break
+        sd = sd[nested[0]]
+    if not isinstance(sd, dict):
+        raise MotionFormatError(f"{node}: {name} does not hold a state dict of tensors.")
+    out = {}
+    for key, value in sd.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        for prefix in _KEY_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def _module_dtype() -> torch.dtype:
+    """Store the module in the dtype ComfyUI would pick for a UNet on this device; ops cast at run time."""
+    return comfy.model_management.unet_dtype(supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
+
+
+def build_motion_module(sd: dict[str, torch.Tensor], name: str, dtype: torch.dtype | None = None) -> MotionModule:
+    """A MotionModule from a raw state dict (any supported layout)."""
+    sd, fmt = canonical_state_dict(sd, name)
+    dtype = dtype or _module_dtype()
+    model = MotionModel(fmt.layout, dtype=dtype)
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.endswith("pos_encoder.pe")]
+    if missing or unexpected:
+        raise MotionFormatError(
+            f"Load Motion Module: {name} ({fmt.name}) is incomplete or damaged: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}.")
+    model.eval().requires_grad_(False)
+    patcher = comfy.model_patcher.ModelPatcher(
+        model,
+        load_device=comfy.model_management.get_torch_device(),
+        offload_device=comfy.model_management.unet_offload_device(),
+    )
+    return MotionModule(patcher=patcher, format=fmt, name=name)
+
+
+def load_motion_module(path: str) -> MotionModule:
+    name = os.path.basename(path)
+    module = build_motion_module(read_state_dict(path, "Load Motion Module"), name)
+    log.info("Load Motion Module: %s: %s", name, module.format.describe())
+    return module

@@ -1,0 +1,107 @@
+"""Load Motion Module, Apply Motion Module, Motion LoRA Loader: the user-facing contract over `motion/`."""
+
+from __future__ import annotations
+
+import os
+
+import folder_paths
+from comfy_api.latest import io, ui
+
+from ..motion import inject, loader, lora
+from .common import CATEGORY, display_name, node_id
+
+
+MotionModuleType = io.Custom("MOTION_MODULE")
+ContextOptionsType = io.Custom("CONTEXT_OPTIONS")
+
+loader.register_model_folders(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class LoadMotionModule(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id("LoadMotionModule"),
+            display_name=display_name("Load Motion Module"),
+            category=CATEGORY,
+            description="Loads an AnimateDiff motion module (v1, v2, v3, AnimateLCM, SDXL, HotShot-XL) and reports the "
+                        "format it detected from the file's contents.",
+            inputs=[
+                io.Combo.Input("model_name", options=folder_paths.get_filename_list(loader.MODELS_FOLDER),
+                               tooltip="A motion module file in models/animatediff_models. Pickled files are read "
+                                       "without running code; prefer .safetensors."),
+            ],
+            outputs=[
+                MotionModuleType.Output(display_name="MOTION_MODULE", tooltip="The motion module, for Apply Motion Module."),
+                io.String.Output(display_name="format", tooltip="The detected format, channels and encoding length."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model_name: str) -> io.NodeOutput:
+        module = loader.load_motion_module(folder_paths.get_full_path_or_raise(loader.MODELS_FOLDER, model_name))
+        description = module.format.describe()
+        return io.NodeOutput(module, description, ui=ui.PreviewText(description))
+
+
+class ApplyMotionModule(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id("ApplyMotionModule"),
+            display_name=display_name("Apply Motion Module"),
+            category=CATEGORY,
+            description="Returns a copy of the model that samples each latent batch as one video, with the motion "
+                        "module's temporal attention inside the UNet. The input model is left unchanged.",
+            inputs=[
+                io.Model.Input("model", tooltip="An SD1.5 or SDXL model matching the motion module."),
+                MotionModuleType.Input("motion_module", tooltip="From Load Motion Module (or Motion LoRA Loader)."),
+                ContextOptionsType.Input("context_options", optional=True,
+                                         tooltip="Sliding context windows, needed for more frames than the motion "
+                                                 "module's positional encoding (24 for v1, 32 for v2/v3)."),
+                io.Float.Input("motion_scale", default=1.0, min=0.0, max=10.0, step=0.01,
+                               tooltip="Multiplies the motion modules' contribution: 0 removes motion, above 1 "
+                                       "strengthens it."),
+                io.Combo.Input("beta_schedule", options=list(inject.BETA_SCHEDULES), default="auto",
+                               tooltip="Noise schedule for sampling. auto: the one the module was trained with; "
+                                       "animatediff: linear 0.00085→0.012 (avoids the washed-out 'grey' look); sd: keep "
+                                       "the model's own; lcm: AnimateLCM's LCM sampling; sdxl: scaled_linear "
+                                       "0.00085→0.020."),
+            ],
+            outputs=[io.Model.Output(tooltip="The model with the motion module; connect it to the sampler.")],
+        )
+
+    @classmethod
+    def execute(cls, model, motion_module, motion_scale: float, beta_schedule: str,
+                context_options=None) -> io.NodeOutput:
+        return io.NodeOutput(inject.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
+                                                        context_options))
+
+
+class MotionLoRALoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=node_id("MotionLoRALoader"),
+            display_name=display_name("Motion LoRA Loader"),
+            category=CATEGORY,
+            description="Adds a motion LoRA (e.g. v2_lora_PanLeft) to a v2 motion module; chain several to stack them.",
+            inputs=[
+                MotionModuleType.Input("motion_module", tooltip="The motion module to add the LoRA to (v2 layout)."),
+                io.Combo.Input("lora_name", options=folder_paths.get_filename_list(loader.LORA_FOLDER),
+                               tooltip="A motion LoRA file in models/animatediff_motion_lora."),
+                io.Float.Input("strength", default=1.0, min=-10.0, max=10.0, step=0.01,
+                               tooltip="How much of the LoRA's camera motion to add; 0 leaves the module unchanged."),
+            ],
+            outputs=[MotionModuleType.Output(display_name="MOTION_MODULE",
+                                             tooltip="The motion module with the LoRA, for Apply Motion Module.")],
+        )
+
+    @classmethod
+    def execute(cls, motion_module, lora_name: str, strength: float) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise(loader.LORA_FOLDER, lora_name)
+        sd = loader.read_state_dict(path, lora.NODE)
+        return io.NodeOutput(lora.apply_motion_lora(motion_module, sd, lora_name, strength))
+
+
+NODES = [LoadMotionModule, ApplyMotionModule, MotionLoRALoader]
