@@ -42,8 +42,18 @@ class InsertionPoint:
 
     blocks: str  # "input_blocks", "middle_block" or "output_blocks"
     block: int | None  # index into input_blocks/output_blocks; None for middle_block
-    index: int
+    anchor: str  # "end", "before_upsample" or "after_transformer": resolved on the live block at inject time
     module: VanillaTemporalModule
+
+
+def _insert_index(container, anchor: str) -> int:
+    """Where to insert in the block as it is now, not as it was at Apply: another clone's layers may have been in
+    it then (a model left loaded and injected by an earlier run), and are gone by the time this one injects."""
+    if anchor == "before_upsample":
+        return next(j for j, m in enumerate(container) if isinstance(m, Upsample))
+    if anchor == "after_transformer":
+        return max((j for j, m in enumerate(container) if isinstance(m, SpatialTransformer)), default=0) + 1
+    return len(container)
 
 
 def frames_per_video(batch: int, transformer_options: dict) -> int:
@@ -71,27 +81,25 @@ def insertion_points(unet: torch.nn.Module, motion: MotionModel, model_name: str
         if any(isinstance(m, Downsample) for m in block):
             level, layer = level + 1, 0
         elif _res_channels(block) is not None:
-            points.append(("input_blocks", i, len(block), ("down", level, layer), _res_channels(block)))
+            points.append(("input_blocks", i, "end", ("down", level, layer), _res_channels(block)))
             layer += 1
     if motion.mid_block is not None:
-        mid = unet.middle_block
-        after = max((j for j, m in enumerate(mid) if isinstance(m, SpatialTransformer)), default=0) + 1
-        points.append(("middle_block", None, after, ("mid", 0, 0), _res_channels(mid)))
+        points.append(("middle_block", None, "after_transformer", ("mid", 0, 0), _res_channels(unet.middle_block)))
     level, layer = 0, 0
     for i, block in enumerate(unet.output_blocks):
         upsample = isinstance(block[-1], Upsample)
-        points.append(("output_blocks", i, len(block) - 1 if upsample else len(block), ("up", level, layer),
+        points.append(("output_blocks", i, "before_upsample" if upsample else "end", ("up", level, layer),
                        _res_channels(block)))
         level, layer = (level + 1, 0) if upsample else (level, layer + 1)
 
     groups = {"down": list(motion.down_blocks), "up": list(motion.up_blocks), "mid": [motion.mid_block]}
     wanted = [m for g in groups.values() for b in g if b is not None for m in b.motion_modules]
     result = []
-    for blocks, block, index, (group, level, layer), channels in points:
+    for blocks, block, anchor, (group, level, layer), channels in points:
         owner = groups[group][level] if level < len(groups[group]) else None
         module = owner.motion_modules[layer] if owner is not None and layer < len(owner.motion_modules) else None
         if module is not None and module.channels == channels:
-            result.append(InsertionPoint(blocks, block, index, module))
+            result.append(InsertionPoint(blocks, block, anchor, module))
     if len(result) != len(points) or len(result) != len(wanted):
         raise MotionApplyError(
             f"{NODE}: the motion module {module_name} does not fit the model {model_name}: their UNet levels or "
@@ -149,7 +157,8 @@ def _injection(points: list[InsertionPoint], over_frames: bool, state: _VideoSta
     def inject(patcher):
         unet = patcher.model.diffusion_model
         for point in points:
-            _container(unet, point).insert(point.index, point.module)
+            container = _container(unet, point)
+            container.insert(_insert_index(container, point.anchor), point.module)
         if over_frames:
             for norm in _unet_groupnorms(unet):
                 norm.forward = functools.partial(_groupnorm_over_frames, norm, state)

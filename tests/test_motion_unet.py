@@ -126,6 +126,25 @@ def test_inject_and_eject_leave_the_shared_unet_as_it_was(base):
     assert "forward_timestep_embed_patch" not in base.model_options["transformer_options"].get("patches", {})
 
 
+def test_applying_while_another_clone_is_injected_places_modules_right(base):
+    """A model left loaded by an earlier run is still injected when the next graph applies a module to it."""
+    unet = base.model.diffusion_model
+    before = [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]]
+    first = inject.apply_motion_module(base, small_motion("v2"), beta_schedule="animatediff")
+    comfy.model_management.load_models_gpu([first])
+    second_module = small_motion("v3")
+    second = inject.apply_motion_module(base, second_module, beta_schedule="animatediff")
+    comfy.model_management.load_models_gpu([second])
+    layers = [m for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks] for m in block
+              if isinstance(m, inject.VanillaTemporalModule)]
+    ours = {id(m) for b in (*second_module.model.down_blocks, *second_module.model.up_blocks) for m in b.motion_modules}
+    assert {id(m) for m in layers} == ours, "only the second clone's modules are in the UNet"
+    assert isinstance(unet.output_blocks[2][-1], openaimodel.Upsample)
+    x, context = inputs(4)
+    assert torch.isfinite(run_unet(second, x, context, [0])).all()
+    assert [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]] == before
+
+
 def test_frames_beyond_the_encoding_point_to_context_options(base):
     model = inject.apply_motion_module(base, small_motion("v1"), beta_schedule="sd")
     x, context = inputs(25)
@@ -161,7 +180,8 @@ def test_sdxl_insertion_points_on_a_meta_sdxl_unet(fmt):
     with torch.device("meta"):
         motion = loader.MotionModel(found.layout)
     points = inject.insertion_points(unet, motion, "SDXL", fmt)
-    where = [(p.blocks, p.block, p.index, p.module.channels) for p in points]
+    where = [(p.blocks, p.block, inject._insert_index(inject._container(unet, p), p.anchor), p.module.channels)
+             for p in points]
     assert where == [
         ("input_blocks", 1, 1, 320), ("input_blocks", 2, 1, 320),
         ("input_blocks", 4, 2, 640), ("input_blocks", 5, 2, 640),
