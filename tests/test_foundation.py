@@ -75,3 +75,11 @@ def test_pyproject_has_registry_tables():
 def test_setup_second_run_installs_nothing():
     done = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "setup.sh")], check=True, capture_output=True, text=True)
     assert "installing" not in done.stderr and "fetching" not in done.stderr, done.stderr
+
+
+def test_readme_node_reference_is_current(server):
+    from scripts import node_reference
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    current = node_reference.replace_block(readme, node_reference.render(server.object_info()))
+    assert readme == current, "README's node reference is stale: run scripts/node_reference.py"
