@@ -24,6 +24,10 @@ class UnsafePrefixError(ValueError):
     """The filename prefix would write outside ComfyUI's output folder."""
 
 
+class UnwritablePrefixError(ValueError):
+    """The filename prefix names a folder that cannot be made or written (a file in the way, permissions)."""
+
+
 def check_prefix(prefix: str, node: str = "Video Combine") -> str:
     """Refuse prefixes that are empty, absolute, carry a drive letter or climb with `..`."""
     where = f"{node}: filename_prefix {prefix!r}"
@@ -63,7 +67,15 @@ def reserve_slot(prefix: str, width: int, height: int, output_dir: str | None = 
     """Next free counter for the prefix, numbered like ComfyUI's SaveImage so both sort together."""
     check_prefix(prefix, node)
     output_dir = output_dir or folder_paths.get_output_directory()
-    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
+    try:
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
+    except OSError as err:  # a file where a subfolder should be, a folder we may not list or create
+        raise UnwritablePrefixError(f"{node}: filename_prefix {prefix!r} cannot be written in the output folder "
+                                    f"({err.strerror}: {err.filename}); choose another prefix or fix the folder's "
+                                    "permissions") from err
+    if not os.access(folder, os.W_OK):
+        raise UnwritablePrefixError(f"{node}: filename_prefix {prefix!r}: the folder {folder} is not writable; "
+                                    "choose another prefix or fix the folder's permissions")
     real_root = os.path.realpath(output_dir)
     if os.path.commonpath((real_root, os.path.realpath(folder))) != real_root:
         raise UnsafePrefixError(f"{node}: filename_prefix {prefix!r} resolves outside the output folder "

@@ -62,18 +62,24 @@ def read_state_dict(path: str, node: str) -> dict[str, torch.Tensor]:
     """Tensors of a file, unwrapped from `state_dict`/`module` nesting and `module.` key prefixes."""
     name = os.path.basename(path)
     suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".safetensors":
-        sd = safetensors.torch.load_file(path, device="cpu")
-    elif suffix in PICKLE_SUFFIXES:
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise UnsafeCheckpointError(
-                f"{node}: refused to load {name}: its pickle contains code or objects other than tensors, which "
-                f"could run on your machine ({str(e).splitlines()[0]}). Use a .safetensors version of the file "
-                "from a source you trust.") from e
-    else:
+    if suffix not in SUFFIXES:
         raise MotionFormatError(f"{node}: {name} has an unsupported extension; use one of {', '.join(SUFFIXES)}.")
+    try:
+        if suffix == ".safetensors":
+            sd = safetensors.torch.load_file(path, device="cpu")
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(
+            f"{node}: refused to load {name}: its pickle contains code or objects other than tensors, which "
+            f"could run on your machine ({str(e).splitlines()[0]}). Use a .safetensors version of the file "
+            "from a source you trust.") from e
+    except (safetensors.SafetensorError, RuntimeError, EOFError, OSError, ValueError) as e:
+        # Truncated downloads and files of another kind end up here, each library with its own wording.
+        raise MotionFormatError(
+            f"{node}: cannot read {name}: the file is damaged, truncated or not a {suffix} checkpoint "
+            f"({str(e).splitlines()[0] if str(e) else type(e).__name__}). Download it again or pick another file."
+        ) from e
     while isinstance(sd, dict):
         nested = [w for w in _WRAPPERS if isinstance(sd.get(w), dict)]
         if not nested:

@@ -3,60 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 
-import av
-import numpy as np
 import pytest
-from conftest import BASE_DIR, MODELS, REPO_ROOT
-from PIL import Image
+from conftest import REPO_ROOT
 
-from scripts import fixtures, workflows
+from scripts import workflows
 
 EXAMPLES = REPO_ROOT / "example_workflows"
 API_FILES = sorted((EXAMPLES / "api").glob("*.json"))
 QUICK = {"size": 64, "frames": 24, "video_frames": 8, "steps": 1}
-
-
-def _frame(i: int, size: int = 96) -> np.ndarray:
-    """A bright disc moving across a gradient: something for Canny and the VAE to see."""
-    y, x = np.mgrid[0:size, 0:size]
-    cx, cy = 20 + 6 * i, size / 2 + 10 * math.sin(i / 2)
-    img = np.stack([x / size, y / size, np.full_like(x, 0.3, dtype=float)], -1) * 120
-    img[(x - cx) ** 2 + (y - cy) ** 2 < 144] = 240
-    return img.astype(np.uint8)
-
-
-@pytest.fixture(scope="session")
-def example_inputs():
-    """The files the examples name, as a user would have them: a picture, a video with sound, an inpainting folder."""
-    inputs = BASE_DIR / "input"
-    Image.fromarray(_frame(3)).save(inputs / "img2vid_start.png")
-    video = inputs / "vid2vid_source.mp4"
-    if not video.exists():
-        with av.open(str(video), "w") as container:
-            stream = container.add_stream("libx264", rate=8)
-            stream.width = stream.height = 96
-            stream.pix_fmt = "yuv420p"
-            sound = container.add_stream("aac", rate=44100)
-            for i in range(12):
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(_frame(i), format="rgb24")))
-            container.mux(stream.encode())
-            t = np.arange(int(44100 * 1.5)) / 44100
-            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
-            samples = av.AudioFrame.from_ndarray(np.repeat(tone, 2, 0).reshape(1, -1), format="flt", layout="stereo")
-            samples.sample_rate = 44100
-            container.mux(sound.encode(samples))
-            container.mux(sound.encode())
-    folder = inputs / "inpaint_clip"
-    for sub in ("image", "mask"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(6):
-        Image.fromarray(_frame(i)).save(folder / "image" / f"frame{i}.png")
-        mask = np.zeros((96, 96), np.uint8)
-        mask[20:70, 10 + 5 * i:60 + 5 * i] = 255
-        Image.fromarray(mask).save(folder / "mask" / f"frame{i}.png")
-    fixtures.ensure_controlnet(MODELS / "controlnet")
 
 
 def _defaults_filled(api: dict, object_info: dict) -> dict:
