@@ -87,7 +87,11 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
                 link[5] = object_info[api[value[0]]["class_type"]]["output"][value[1]]
                 slot = {"name": name, "type": link[5], "link": link[0]}
                 if _is_widget(entry):
+                    # A widget converted to an input keeps its place (and a value) in widgets_values.
                     slot["widget"] = {"name": name}
+                    widgets.append((entry[1] if len(entry) > 1 else {}).get("default"))
+                    if _has_control(entry):
+                        widgets.append("fixed")
                 inputs.append(slot)
             elif _is_widget(entry):
                 widgets.append(value if name in node["inputs"] else (entry[1] if len(entry) > 1 else {}).get("default"))
@@ -130,6 +134,10 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
             if name in linked:
                 link = linked[name]
                 inputs[name] = [str(link[1]), link[2]]
+                if _is_widget(entry):
+                    values.pop(0)
+                    if _has_control(entry):
+                        values.pop(0)
             elif _is_widget(entry):
                 if not values:
                     raise ValueError(f"node {node['id']} ({node['type']}): no widget value for {name}")

@@ -8,7 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_browser_preview import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, close_dialogs, require_browser
+from test_browser_preview import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, close_dialogs, require_browser,
+                                  skip_first_visit_templates)
 from test_examples import API_FILES, EXAMPLES, _defaults_filled
 
 from scripts import workflows
@@ -36,6 +37,7 @@ def editor(server, sd15_file, motion_module_file, motion_lora_file, example_inpu
         browser = pw.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.on("pageerror", lambda err: errors.append(str(err)))
+        skip_first_visit_templates(server)
         page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
         page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph"
                                " && LiteGraph.registered_node_types['AnimateFlow_VideoCombine']", timeout=120_000)
