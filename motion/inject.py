@@ -18,6 +18,7 @@ import torch
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock, Upsample
 
+from . import fast_path
 from .loader import MotionModule
 from .model import MotionModel, VanillaTemporalModule
 
@@ -143,13 +144,16 @@ def _diffusion_model_wrapper(state: _VideoState, executor, *args, **kwargs):
         state.frames = None
 
 
-def _motion_layer_handler(scale: float, layer: VanillaTemporalModule, x, emb, context, transformer_options, *args):
+def _motion_layer_handler(scale: float, fast_mode: str, layer: VanillaTemporalModule, x, emb, context,
+                          transformer_options, *args):
     frames = frames_per_video(x.shape[0], transformer_options)
     if frames > layer.pe_length:
         raise MotionApplyError(
             f"{NODE}: {frames} frames exceed the motion module's positional encoding of {layer.pe_length} frames. "
             f"Connect Context Options with context_length ≤ {layer.pe_length} to the context_options input to sample "
             "longer videos in windows.")
+    if fast_path.use_fast_path(fast_mode, x, frames):
+        return fast_path.forward(layer, x, frames, scale)
     return layer(x, frames, scale)
 
 
@@ -199,10 +203,15 @@ def _model_sampling(model, schedule: str):
 
 
 def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, beta_schedule: str = "auto",
-                        context_options=None):
-    """A clone of `model` that samples videos with `motion`; `model` itself is left as it was."""
+                        context_options=None, fast_mode: str = "auto"):
+    """A clone of `model` that samples videos with `motion`; `model` itself is left as it was.
+
+    fast_mode "auto" runs the motion modules through `fast_path` where it can (CUDA, fp16/bf16), "off" never.
+    """
     if beta_schedule not in BETA_SCHEDULES:
         raise MotionApplyError(f"{NODE}: unknown beta_schedule {beta_schedule!r}; choose one of {BETA_SCHEDULES}.")
+    if fast_mode not in fast_path.MODES:
+        raise MotionApplyError(f"{NODE}: unknown fast_path {fast_mode!r}; choose one of {fast_path.MODES}.")
     if model.get_additional_models_with_key(KEY):
         raise MotionApplyError(f"{NODE}: this model already has a motion module applied; apply one per model.")
     fmt = motion.format
@@ -220,7 +229,7 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
     m.set_additional_models(KEY, [motion.patcher])
     m.set_injections(KEY, [_injection(points, fmt.groupnorm_over_frames, state)])
     m.set_model_forward_timestep_embed_patch((VanillaTemporalModule,
-                                              functools.partial(_motion_layer_handler, float(motion_scale))))
+                                              functools.partial(_motion_layer_handler, float(motion_scale), fast_mode)))
     if fmt.groupnorm_over_frames:
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY,
                                functools.partial(_diffusion_model_wrapper, state))

@@ -67,15 +67,20 @@ class ApplyMotionModule(io.ComfyNode):
                                        "animatediff: linear 0.00085→0.012 (avoids the washed-out 'grey' look); sd: keep "
                                        "the model's own; lcm: AnimateLCM's LCM sampling; sdxl: scaled_linear "
                                        "0.00085→0.020."),
+                io.Combo.Input("fast_path", options=list(inject.fast_path.MODES), default="auto", optional=True,
+                               tooltip="auto: on CUDA in fp16/bf16, run the motion modules compiled with torch.compile "
+                                       "and a short-sequence attention (same result, faster; the first run at each "
+                                       "size compiles for a while); elsewhere ComfyUI's attention. off: always "
+                                       "ComfyUI's attention, no compilation."),
             ],
             outputs=[io.Model.Output(tooltip="The model with the motion module; connect it to the sampler.")],
         )
 
     @classmethod
     def execute(cls, model, motion_module, motion_scale: float, beta_schedule: str,
-                context_options=None) -> io.NodeOutput:
+                context_options=None, fast_path: str = "auto") -> io.NodeOutput:
         return io.NodeOutput(inject.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
-                                                        context_options))
+                                                        context_options, fast_mode=fast_path))
 
 
 class MotionLoRALoader(io.ComfyNode):

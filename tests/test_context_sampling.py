@@ -126,3 +126,35 @@ def test_freenoise_option_samples(sd15, prompts):
     # Frames are independent without a motion module: each refilled frame repeats one of the first window's.
     for frame in shuffled[16:]:
         assert any(torch.allclose(frame, plain[j], rtol=1e-4, atol=1e-4) for j in range(16))
+
+
+def _run_v3(cls, **inputs):
+    return cls.PREPARE_CLASS_CLONE({}).EXECUTE_NORMALIZED(**inputs).args
+
+
+def test_windows_work_with_ksampler_advanced_and_sampler_custom_advanced(sd15, prompts):
+    """The handler sits under calc_cond_batch, so every sampler entry point gets windows; each must fuse back to
+    the unwindowed result (no motion module: frames are independent)."""
+    import comfy_extras.nodes_custom_sampler as custom
+
+    model, frames = sd15[0], 20
+    latent = call_node("EmptyLatentImage", width=32, height=32, batch_size=frames)[0]
+
+    def advanced(m):
+        return call_node("KSamplerAdvanced", model=m, add_noise="enable", noise_seed=5, steps=2, cfg=2.0,
+                         sampler_name="euler", scheduler="normal", positive=prompts[0], negative=prompts[1],
+                         latent_image=latent, start_at_step=0, end_at_step=1, return_with_leftover_noise="disable")[0]
+
+    def custom_advanced(m):
+        noise = _run_v3(custom.RandomNoise, noise_seed=5)[0]
+        guider = _run_v3(custom.CFGGuider, model=m, positive=prompts[0], negative=prompts[1], cfg=2.0)[0]
+        sampler = _run_v3(custom.KSamplerSelect, sampler_name="dpmpp_2m")[0]
+        sigmas = _run_v3(custom.BasicScheduler, model=m, scheduler="karras", steps=2, denoise=1.0)[0]
+        return _run_v3(custom.SamplerCustomAdvanced, noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
+                       latent_image=latent)[0]
+
+    for run in (advanced, custom_advanced):
+        reference = run(model)["samples"]
+        result = run(windowed(model))["samples"]
+        assert result.shape[0] == frames and torch.isfinite(result).all()
+        torch.testing.assert_close(result, reference, rtol=1e-4, atol=1e-4)
