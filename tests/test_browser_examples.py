@@ -61,6 +61,9 @@ def test_editor_loads_example_and_queues_its_api_twin(editor, server, api_path):
     assert workflows.strip_meta(prompt) == expected
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     close_dialogs(editor)
+    editor.mouse.click(800, 960)
+    editor.keyboard.press(".")  # the editor's "fit view" shortcut: the whole graph in the screenshot
+    editor.wait_for_timeout(500)
     editor.screenshot(path=str(ARTIFACTS / f"example_{api_path.stem}.png"))
     assert not editor.errors, editor.errors
 
