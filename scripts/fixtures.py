@@ -79,7 +79,11 @@ def random_tensor(key: str, shape: Iterable[int], seed: int) -> torch.Tensor:
 
 
 def sinusoidal_encoding(length: int, channels: int) -> torch.Tensor:
-    """AnimateDiff's positional encoding, [1, length, channels]: sin on even, cos on odd channels."""
+    """AnimateDiff's positional encoding, [1, length, channels]: sin on even, cos on odd channels.
+
+    Written here independently of the pack's `motion/model.py`, as the released files store it, so the loader's
+    recomputation (for files without `pe` buffers) is checked against a separate source.
+    """
     position = torch.arange(length, dtype=torch.float64).unsqueeze(1)
     div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float64) * (-math.log(10000.0) / channels))
     pe = torch.zeros(1, length, channels, dtype=torch.float64)

@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from memory_probe import PROBE
 
 TESTS_DIR = Path(__file__).resolve().parent
 
-CHILD = r"""
+CHILD = PROBE + r"""
 import json, sys
 tests_dir, frames, size, windows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 sys.path.insert(0, tests_dir)
@@ -33,17 +34,11 @@ if windows:
     model = call_node("AnimateFlow_SetContextOptions", model=model, context_options=options)[0]
 latent = call_node("EmptyLatentImage", width=size, height=size, batch_size=frames)[0]
 
-def status(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-
 # Warm-up at the smallest size loads the weights onto the (CPU) device, so the measured step loads nothing.
 call_node("KSampler", model=model, seed=0, steps=1, cfg=2.0, sampler_name="euler", scheduler="normal",
           positive=positive, negative=negative,
           latent_image=call_node("EmptyLatentImage", width=size, height=size, batch_size=1)[0], denoise=1.0)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
+reset_peak()
 base = status("VmRSS")
 out = call_node("KSampler", model=model, seed=0, steps=1, cfg=2.0, sampler_name="euler", scheduler="normal",
                 positive=positive, negative=negative, latent_image=latent, denoise=1.0)[0]["samples"]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import BASE_DIR, call_node, pack_module
+from memory_probe import PROBE
 from PIL import Image
 
 interpolation = pack_module("media.interpolation")
@@ -153,17 +154,11 @@ def test_interrupt_stops_ffmpeg_and_raises():
     assert not [n for n in names if n.startswith("ffmpeg")], "ffmpeg was left running"
 
 
-MEMORY_CHILD = r"""
+MEMORY_CHILD = PROBE + r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import torch
 from media import interpolation
-
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
 
 count, size = int(sys.argv[2]), int(sys.argv[3])
 images = torch.zeros(count, size, size, 3)
@@ -171,8 +166,7 @@ for i in range(count):
     left = i * 3 % (size - 8)
     images[i, size // 2 - 4:size // 2 + 4, left:left + 8] = 1.0
 interpolation.interpolate(images[:40], 2, "motion")
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
+reset_peak()
 before = status("VmRSS")
 out = interpolation.interpolate(images, 2, "motion")
 print(json.dumps({"input_bytes": images.nbytes, "output_bytes": out.nbytes, "before": before,

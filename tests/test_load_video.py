@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import BASE_DIR, call_node, pack_module
+from memory_probe import PROBE
 
 video_reader = pack_module("media.video_reader")
 paths = pack_module("media.paths")
@@ -143,23 +144,18 @@ def test_missing_empty_corrupt_files_name_the_file(tmp_path):
         video_reader.read_video(path, video_reader.VideoOptions(skip_first_frames=10))
 
 
-MEMORY_CHILD = textwrap.dedent(
+MEMORY_CHILD = PROBE + textwrap.dedent(
     """
     import importlib.util, json, sys
     spec = importlib.util.spec_from_file_location("video_reader", sys.argv[1])
     video_reader = sys.modules["video_reader"] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(video_reader)
 
-    def status(key):
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
-
     video_reader.read_video(sys.argv[2], video_reader.VideoOptions(frame_load_cap=4))
-    base = status("VmRSS:")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+    base = status("VmRSS")
+    reset_peak()
     video = video_reader.read_video(sys.argv[2])
-    print(json.dumps({"base": base, "peak": status("VmHWM:"), "bytes": video.images.nbytes,
+    print(json.dumps({"base": base, "peak": status("VmHWM"), "bytes": video.images.nbytes,
                       "frames": video.frame_count}))
     """
 )

@@ -12,27 +12,15 @@ import sys
 from pathlib import Path
 
 import av
+from memory_probe import PROBE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-CHILD = r"""
+CHILD = PROBE + r"""
 import json, sys, tempfile, os
 sys.path.insert(0, sys.argv[1])
 import torch
 from media import ffmpeg_writer, frames
-
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-
-def reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
 
 count, height, width = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 out = sys.argv[5]
