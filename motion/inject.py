@@ -18,6 +18,7 @@ import torch
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock, Upsample
 
+from ..sampling.context_options import require_context_options
 from . import fast_path
 from .loader import MotionModule
 from .model import MotionModel, VanillaTemporalModule
@@ -216,7 +217,7 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
         raise MotionApplyError(f"{NODE}: this model already has a motion module applied; apply one per model.")
     fmt = motion.format
     pe_length = fmt.layout.pe_length
-    if context_options is not None and context_options.context_length > pe_length:
+    if context_options is not None and require_context_options(context_options, NODE).context_length > pe_length:
         raise MotionApplyError(
             f"{NODE}: context_length {context_options.context_length} is longer than the motion module's positional "
             f"encoding ({pe_length} frames, {fmt.name}); set Context Options' context_length to {pe_length} or less.")

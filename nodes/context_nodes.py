@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..sampling import prompt_travel
 from ..sampling.context_handler import attach_context_options
-from ..sampling.context_options import FUSE_METHODS, SCHEDULES, ContextOptions
+from ..sampling.context_options import FUSE_METHODS, SCHEDULES, ContextOptions, require_context_options
 from .common import CATEGORY, display_name, node_id
 
 ContextOptionsType = io.Custom("CONTEXT_OPTIONS")
@@ -71,6 +71,7 @@ class SetContextOptions(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, context_options: ContextOptions) -> io.NodeOutput:
+        require_context_options(context_options, "Set Context Options")
         model = model.clone()
         attach_context_options(model, context_options)
         return io.NodeOutput(model)

@@ -47,3 +47,12 @@ class ContextOptions:
     def resolved_overlap(self) -> int:
         """The original extension's `Overlap = -1` means a quarter of the context length."""
         return self.context_length // 4 if self.context_overlap == -1 else self.context_overlap
+
+
+def require_context_options(value: object, node: str) -> ContextOptions:
+    """Other packs name their type CONTEXT_OPTIONS too, so the editor lets their node connect here: say so plainly."""
+    if not isinstance(value, ContextOptions):
+        raise ContextOptionsError(
+            f"{node}: context_options must come from this pack's Context Options node (AnimateFlow), not "
+            f"{type(value).__module__}.{type(value).__name__}; replace the connected node.")
+    return value

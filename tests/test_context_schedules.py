@@ -107,3 +107,13 @@ def test_bad_values_give_clear_errors(bad, word):
                   schedule="uniform", fuse_method="pyramid") | bad
     with pytest.raises(ValueError, match=f"^Context Options: .*{word}"):
         call_node("AnimateFlow_ContextOptions", **inputs)
+
+
+def test_context_options_from_another_pack_are_refused_clearly(sd15):
+    """Other packs name their type CONTEXT_OPTIONS too, so the editor lets their node connect to ours."""
+
+    class OtherPacksOptions:
+        context_length = 16
+
+    with pytest.raises(ValueError, match="Set Context Options: context_options must come from this pack"):
+        call_node("AnimateFlow_SetContextOptions", model=sd15[0], context_options=OtherPacksOptions())
