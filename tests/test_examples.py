@@ -75,3 +75,24 @@ def test_example_renders_on_random_models(api_path, server, sd15_file, motion_mo
     files = [item for out in entry["outputs"].values() for items in out.values() if isinstance(items, list)
              for item in items if isinstance(item, dict) and "filename" in item]
     assert files, f"{api_path.stem} wrote no output file"
+
+
+def test_vid2vid_keeps_the_source_frame_count_fps_and_sound(server, sd15_file, motion_module_file, example_inputs):
+    """The original's "Number of frames 0": the video's own frames drive the latent batch, its fps the output."""
+    import io
+
+    import av
+
+    motion_module_file("v2")
+    graph = _shrink(json.loads((EXAMPLES / "api" / "vid2vid_controlnet.json").read_text()))
+    graph["16"]["inputs"]["frame_load_cap"] = 0
+    graph["9"]["inputs"].update(filename_prefix="examples_test/vid2vid", save_gif=False)
+    entry = server.run(graph, timeout=900)
+    mp4 = next(item for out in entry["outputs"].values() for items in out.values() if isinstance(items, list)
+               for item in items if isinstance(item, dict) and item.get("filename", "").endswith(".mp4"))
+    with av.open(io.BytesIO(server.view(mp4["filename"], mp4["subfolder"]))) as container:
+        video = container.streams.video[0]
+        assert sum(1 for _ in container.decode(video=0)) == 12, "every frame of the 12-frame source"
+        assert float(video.average_rate) == 8.0
+    with av.open(io.BytesIO(server.view(mp4["filename"], mp4["subfolder"]))) as container:
+        assert container.streams.audio, "the source's sound is muxed in"
