@@ -103,7 +103,7 @@ class ComfyClient:
             raise PromptRejected(json.loads(err.read() or b"{}")) from None
         return answer["prompt_id"]
 
-    def wait(self, prompt_id: str, timeout: float = 600, on_tick=None) -> dict:
+    def wait(self, prompt_id: str, timeout: float = 600) -> dict:
         """Poll history until the prompt ends; raise PromptFailed if it ended in an error."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -119,8 +119,6 @@ class ComfyClient:
                 if entry["status"].get("status_str") == "error":
                     raise PromptFailed(entry)
                 return entry
-            if on_tick is not None:
-                on_tick()
             time.sleep(0.25)
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
 
@@ -138,22 +136,18 @@ class ComfyClient:
 class ComfyServer:
     """ComfyUI's own `main.py` as a child process on a loopback port, logging to a file."""
 
-    def __init__(self, base: Path, port: int | None = None, extra_args: tuple[str, ...] = (),
-                 log_path: Path | None = None, env: dict | None = None):
+    def __init__(self, base: Path, port: int | None = None, log_path: Path | None = None):
         self.base = prepare_base(base)
         self.port = port or free_port()
-        self.extra_args = extra_args
         self.log_path = Path(log_path or self.base / "comfyui-server.log")
-        self.env = env
         self.process: subprocess.Popen | None = None
         self.client = ComfyClient(f"http://127.0.0.1:{self.port}")
 
     def start(self, timeout: float = 180) -> ComfyClient:
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:", *self.extra_args]
+               "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:"]
         self._log_file = open(self.log_path, "ab")
-        env = dict(os.environ, **(self.env or {}))
-        self.process = subprocess.Popen(cmd, cwd=comfy_dir(), stdout=self._log_file, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(cmd, cwd=comfy_dir(), stdout=self._log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -176,9 +170,6 @@ class ComfyServer:
                 self.process.wait()
         if getattr(self, "_log_file", None):
             self._log_file.close()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def __enter__(self) -> ComfyClient:
         return self.start()

@@ -96,7 +96,7 @@ def _frame(i: int, size: int = 96) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def example_inputs(sd15_file):
+def example_inputs():
     """The files the examples name, as a user would have them: a picture, a video with sound, an inpainting folder."""
     inputs = BASE_DIR / "input"
     Image.fromarray(_frame(3)).save(inputs / "img2vid_start.png")
