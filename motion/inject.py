@@ -1,10 +1,10 @@
-"""Apply to Model: a clone of the UNet's ModelPatcher that carries the motion module.
+"""UNet surgery: where each motion module goes in the UNet, and putting it there while the clone is loaded.
 
 Everything goes through ModelPatcher machinery so the shared base model is only touched while the clone
 is loaded: the motion module is an additional model (loaded, offloaded and memory-counted with the UNet),
 a PatcherInjection puts its layers into the UNet's TimestepEmbedSequential blocks on inject and takes them
 out on eject, and the forward_timestep_embed patch hands each layer the `transformer_options` it needs to
-split the batch into videos. The beta schedule is an object patch, undone when the clone is unloaded.
+split the batch into videos. Composing this with beta schedules, v1 GroupNorm and context windows is apply.py's.
 """
 
 from __future__ import annotations
@@ -12,30 +12,17 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import comfy.model_sampling
 import comfy.patcher_extension
 import torch
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock, Upsample
 
-from ..sampling.context_options import require_context_options
 from . import fast_path
-from .loader import MotionModule
+from .errors import MotionApplyError
 from .model import MotionModel, VanillaTemporalModule
 
 NODE = "Apply Motion Module"
 KEY = "animateflow_motion"
-BETA_SCHEDULES = ("auto", "animatediff", "sd", "lcm", "sdxl")
-# name → (ComfyUI make_beta_schedule name, linear_start, linear_end). ComfyUI's "sqrt_linear" is a plain
-# linspace of β (AnimateDiff's training schedule); its "linear" is linear in √β (SD's "scaled_linear").
-_BETAS = {
-    "animatediff": ("sqrt_linear", 0.00085, 0.012),
-    "sdxl": ("linear", 0.00085, 0.020),
-}
-
-
-class MotionApplyError(ValueError):
-    """A motion module that cannot be applied as asked; the message names the input and the fix."""
 
 
 @dataclass(frozen=True)
@@ -113,38 +100,6 @@ def _container(unet, point: InsertionPoint):
     return unet.middle_block if point.block is None else getattr(unet, point.blocks)[point.block]
 
 
-class _VideoState:
-    """Frames per video of the UNet call in progress, for the v1 GroupNorms (they see no transformer_options)."""
-
-    frames: int | None = None
-
-
-def _groupnorm_over_frames(norm: torch.nn.Module, state: _VideoState, x: torch.Tensor) -> torch.Tensor:
-    """GroupNorm with statistics over (C, frames, H, W) of each video, as v1's UNet was trained."""
-    forward = type(norm).forward.__get__(norm)
-    frames = state.frames
-    if not frames or x.shape[0] % frames:
-        return forward(x)
-    bf, c, h, w = x.shape
-    video = x.reshape(bf // frames, frames, c, h, w).transpose(1, 2)  # b c f h w
-    return forward(video).transpose(1, 2).reshape(bf, c, h, w)
-
-
-def _unet_groupnorms(unet) -> list[torch.nn.Module]:
-    norms = [m.in_layers[0] for m in unet.modules() if isinstance(m, ResBlock)]
-    norms += [m.out_layers[0] for m in unet.modules() if isinstance(m, ResBlock)]
-    return norms + [unet.out[0]]
-
-
-def _diffusion_model_wrapper(state: _VideoState, executor, *args, **kwargs):
-    x, transformer_options = args[0], args[5]
-    state.frames = frames_per_video(x.shape[0], transformer_options)
-    try:
-        return executor(*args, **kwargs)
-    finally:
-        state.frames = None
-
-
 def _motion_layer_handler(scale: float, fast_mode: str, layer: VanillaTemporalModule, x, emb, context,
                           transformer_options, *args):
     frames = frames_per_video(x.shape[0], transformer_options)
@@ -158,15 +113,12 @@ def _motion_layer_handler(scale: float, fast_mode: str, layer: VanillaTemporalMo
     return layer(x, frames, scale)
 
 
-def _injection(points: list[InsertionPoint], over_frames: bool, state: _VideoState):
+def _injection(points: list[InsertionPoint]) -> comfy.patcher_extension.PatcherInjection:
     def inject(patcher):
         unet = patcher.model.diffusion_model
         for point in points:
             container = _container(unet, point)
             container.insert(_insert_index(container, point.anchor), point.module)
-        if over_frames:
-            for norm in _unet_groupnorms(unet):
-                norm.forward = functools.partial(_groupnorm_over_frames, norm, state)
 
     def eject(patcher):
         unet = patcher.model.diffusion_model
@@ -176,69 +128,17 @@ def _injection(points: list[InsertionPoint], over_frames: bool, state: _VideoSta
                 if layer is point.module:
                     del container[j]
                     break
-        if over_frames:
-            for norm in _unet_groupnorms(unet):
-                norm.__dict__.pop("forward", None)
 
     return comfy.patcher_extension.PatcherInjection(inject=inject, eject=eject)
 
 
-def _model_sampling(model, schedule: str):
-    """A model_sampling object like the model's own but with the given betas (see nodes_model_advanced.py)."""
-    current = model.get_model_object("model_sampling")
-    config = model.model.model_config
-    if schedule == "lcm":
-        import comfy_extras.nodes_model_advanced as advanced
-
-        class ModelSamplingLCM(advanced.ModelSamplingDiscreteDistilled, advanced.LCM):
-            pass
-
-        return ModelSamplingLCM(config)
-    if not isinstance(current, comfy.model_sampling.ModelSamplingDiscrete):
-        raise MotionApplyError(f"{NODE}: beta_schedule {schedule!r} needs a model with a discrete (DDPM) schedule; "
-                               "set beta_schedule to 'sd' to keep this model's own.")
-    name, start, end = _BETAS[schedule]
-    sampling = type(current)(config)
-    sampling._register_schedule(beta_schedule=name, linear_start=start, linear_end=end)
-    return sampling
+def is_applied(model_patcher) -> bool:
+    return bool(model_patcher.get_additional_models_with_key(KEY))
 
 
-def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, beta_schedule: str = "auto",
-                        context_options=None, fast_mode: str = "auto"):
-    """A clone of `model` that samples videos with `motion`; `model` itself is left as it was.
-
-    fast_mode "auto" runs the motion modules through `fast_path` where it can (CUDA, fp16/bf16), "off" never.
-    """
-    if beta_schedule not in BETA_SCHEDULES:
-        raise MotionApplyError(f"{NODE}: unknown beta_schedule {beta_schedule!r}; choose one of {BETA_SCHEDULES}.")
-    if fast_mode not in fast_path.MODES:
-        raise MotionApplyError(f"{NODE}: unknown fast_path {fast_mode!r}; choose one of {fast_path.MODES}.")
-    if model.get_additional_models_with_key(KEY):
-        raise MotionApplyError(f"{NODE}: this model already has a motion module applied; apply one per model.")
-    fmt = motion.format
-    pe_length = fmt.layout.pe_length
-    if context_options is not None and require_context_options(context_options, NODE).context_length > pe_length:
-        raise MotionApplyError(
-            f"{NODE}: context_length {context_options.context_length} is longer than the motion module's positional "
-            f"encoding ({pe_length} frames, {fmt.name}); set Context Options' context_length to {pe_length} or less.")
-    model_name = type(model.model.model_config).__name__
-    points = insertion_points(model.model.diffusion_model, motion.model, model_name,
-                              f"{motion.name} ({fmt.name}, {fmt.family})")
-
-    m = model.clone()
-    state = _VideoState()
-    m.set_additional_models(KEY, [motion.patcher])
-    m.set_injections(KEY, [_injection(points, fmt.groupnorm_over_frames, state)])
-    m.set_model_forward_timestep_embed_patch((VanillaTemporalModule,
-                                              functools.partial(_motion_layer_handler, float(motion_scale), fast_mode)))
-    if fmt.groupnorm_over_frames:
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY,
-                               functools.partial(_diffusion_model_wrapper, state))
-    schedule = fmt.default_betas if beta_schedule == "auto" else beta_schedule
-    if schedule != "sd":
-        m.add_object_patch("model_sampling", _model_sampling(m, schedule))
-    if context_options is not None:
-        from ..sampling.context_handler import attach_context_options
-
-        attach_context_options(m, context_options)
-    return m
+def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_scale: float, fast_mode: str) -> None:
+    """Put the motion module's layers at `points` of the (already cloned) model while it is loaded."""
+    model_patcher.set_additional_models(KEY, [motion_patcher])
+    model_patcher.set_injections(KEY, [_injection(points)])
+    model_patcher.set_model_forward_timestep_embed_patch(
+        (VanillaTemporalModule, functools.partial(_motion_layer_handler, float(motion_scale), fast_mode)))

@@ -7,7 +7,8 @@ import os
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..motion import inject, loader, lora
+from ..motion import apply, beta_schedules, loader, lora
+from ..motion.fast_path import MODES as FAST_PATH_MODES
 from .common import CATEGORY, display_name, node_id
 
 
@@ -62,12 +63,12 @@ class ApplyMotionModule(io.ComfyNode):
                 io.Float.Input("motion_scale", default=1.0, min=0.0, max=10.0, step=0.01,
                                tooltip="Multiplies the motion modules' contribution: 0 removes motion, above 1 "
                                        "strengthens it."),
-                io.Combo.Input("beta_schedule", options=list(inject.BETA_SCHEDULES), default="auto",
+                io.Combo.Input("beta_schedule", options=list(beta_schedules.SCHEDULES), default="auto",
                                tooltip="Noise schedule for sampling. auto: the one the module was trained with; "
                                        "animatediff: linear 0.00085→0.012 (avoids the washed-out 'grey' look); sd: keep "
                                        "the model's own; lcm: AnimateLCM's LCM sampling; sdxl: scaled_linear "
                                        "0.00085→0.020."),
-                io.Combo.Input("fast_path", options=list(inject.fast_path.MODES), default="auto", optional=True,
+                io.Combo.Input("fast_path", options=list(FAST_PATH_MODES), default="auto", optional=True,
                                tooltip="auto: on CUDA in fp16/bf16, run the motion modules compiled with torch.compile "
                                        "and a short-sequence attention (same result, faster; the first run at each "
                                        "size compiles for a while); elsewhere ComfyUI's attention. off: always "
@@ -79,8 +80,8 @@ class ApplyMotionModule(io.ComfyNode):
     @classmethod
     def execute(cls, model, motion_module, motion_scale: float, beta_schedule: str,
                 context_options=None, fast_path: str = "auto") -> io.NodeOutput:
-        return io.NodeOutput(inject.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
-                                                        context_options, fast_mode=fast_path))
+        return io.NodeOutput(apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
+                                                       context_options, fast_mode=fast_path))
 
 
 class MotionLoRALoader(io.ComfyNode):

@@ -16,6 +16,8 @@ from motion_helpers import layout_state_dict, run_unet, small_sd15_model
 
 loader = pack_module("motion.loader")
 inject = pack_module("motion.inject")
+apply = pack_module("motion.apply")
+errors = pack_module("motion.errors")
 fast_path = pack_module("motion.fast_path")
 
 
@@ -66,12 +68,12 @@ def test_unet_on_cpu_with_fast_path_auto_is_the_plain_path():
     x = torch.randn(frames, 4, 8, 8, generator=gen)
     context = torch.randn(1, 77, 32, generator=gen).repeat_interleave(frames, 0)
     motion = small_motion()
-    auto = run_unet(inject.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
-    off = run_unet(inject.apply_motion_module(base, motion, beta_schedule="sd", fast_mode="off"), x, context, [0])
+    auto = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
+    off = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd", fast_mode="off"), x, context, [0])
     assert torch.isfinite(auto).all()
     assert torch.equal(auto, off)
 
 
 def test_unknown_fast_mode_names_the_input():
-    with pytest.raises(inject.MotionApplyError, match="fast_path"):
-        inject.apply_motion_module(small_sd15_model(), small_motion(), fast_mode="fast")
+    with pytest.raises(errors.MotionApplyError, match="fast_path"):
+        apply.apply_motion_module(small_sd15_model(), small_motion(), fast_mode="fast")

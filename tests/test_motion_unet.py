@@ -19,6 +19,9 @@ from motion_helpers import SMALL_CONTEXT_DIM, layout_state_dict, run_unet, small
 
 loader = pack_module("motion.loader")
 inject = pack_module("motion.inject")
+apply = pack_module("motion.apply")
+errors = pack_module("motion.errors")
+model_classes = pack_module("motion.model")
 lora = pack_module("motion.lora")
 formats = pack_module("motion.formats")
 context_options = pack_module("sampling.context_options")
@@ -49,7 +52,7 @@ def rel(a, b):
 def test_cond_and_uncond_are_never_mixed(base):
     """cond and uncond (and two videos) sharing one UNet call must give what each gives alone: if temporal
     attention ran over the whole batch, each half would see the other's frames and these would differ."""
-    model = inject.apply_motion_module(base, small_motion("v2"), beta_schedule="sd")
+    model = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="sd")
     frames = 8
     x, context = inputs(frames, videos=2)
     both = run_unet(model, x, context, [0, 1])
@@ -63,7 +66,7 @@ def test_cond_and_uncond_are_never_mixed(base):
 
 @pytest.mark.parametrize("frames", [1, 2])
 def test_one_and_two_frame_batches(base, frames):
-    model = inject.apply_motion_module(base, small_motion("v3"), beta_schedule="sd")
+    model = apply.apply_motion_module(base, small_motion("v3"), beta_schedule="sd")
     x, context = inputs(frames, videos=2)
     out = run_unet(model, x, context, [0, 1])
     assert out.shape == x.shape and torch.isfinite(out).all()
@@ -72,9 +75,9 @@ def test_one_and_two_frame_batches(base, frames):
 def test_motion_scale_zero_is_the_plain_unet_and_scale_changes_output(base):
     x, context = inputs(4)
     plain = run_unet(base, x, context, [0])
-    off = run_unet(inject.apply_motion_module(base, small_motion("v2"), motion_scale=0.0, beta_schedule="sd"),
+    off = run_unet(apply.apply_motion_module(base, small_motion("v2"), motion_scale=0.0, beta_schedule="sd"),
                    x, context, [0])
-    one = run_unet(inject.apply_motion_module(base, small_motion("v2"), motion_scale=1.0, beta_schedule="sd"),
+    one = run_unet(apply.apply_motion_module(base, small_motion("v2"), motion_scale=1.0, beta_schedule="sd"),
                    x, context, [0])
     assert torch.equal(off, plain)
     assert rel(one, plain) > 1e-3
@@ -95,7 +98,7 @@ def _groupnorm_io(model, x, context, cond_or_uncond):
 def test_v1_groupnorm_takes_statistics_over_the_frames_of_each_video(base):
     frames = 4
     x, context = inputs(frames, videos=2)
-    norm, (inp, out) = _groupnorm_io(inject.apply_motion_module(base, small_motion("v1"), beta_schedule="sd"),
+    norm, (inp, out) = _groupnorm_io(apply.apply_motion_module(base, small_motion("v1"), beta_schedule="sd"),
                                      x, context, [0, 1])
     bf, c, h, w = inp.shape
     video = inp.view(2, frames, c, h, w).permute(0, 2, 1, 3, 4)  # (b, c, f, h, w): stats over (c, f, h, w) groups
@@ -105,7 +108,7 @@ def test_v1_groupnorm_takes_statistics_over_the_frames_of_each_video(base):
     assert not torch.allclose(out, per_frame, atol=1e-3)
     assert "forward" not in norm.__dict__, "eject must restore the UNet's own GroupNorm"
 
-    norm, (inp, out) = _groupnorm_io(inject.apply_motion_module(base, small_motion("v3"), beta_schedule="sd"),
+    norm, (inp, out) = _groupnorm_io(apply.apply_motion_module(base, small_motion("v3"), beta_schedule="sd"),
                                      x, context, [0, 1])
     assert torch.allclose(out, F.group_norm(inp, 32, norm.weight, norm.bias, norm.eps), atol=1e-5)
 
@@ -113,12 +116,12 @@ def test_v1_groupnorm_takes_statistics_over_the_frames_of_each_video(base):
 def test_inject_and_eject_leave_the_shared_unet_as_it_was(base):
     unet = base.model.diffusion_model
     before = [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]]
-    model = inject.apply_motion_module(base, small_motion("v2"), beta_schedule="animatediff")
+    model = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="animatediff")
     comfy.model_management.load_models_gpu([model])
     injected = [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]]
     assert sum(map(len, injected)) - sum(map(len, before)) == 21
     assert isinstance(unet.output_blocks[2][-1], openaimodel.Upsample), "module goes before the upsampler"
-    assert isinstance(unet.middle_block[2], inject.VanillaTemporalModule)
+    assert isinstance(unet.middle_block[2], model_classes.VanillaTemporalModule)
     comfy.model_management.unload_all_models()
     after = [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]]
     assert after == before
@@ -130,13 +133,13 @@ def test_applying_while_another_clone_is_injected_places_modules_right(base):
     """A model left loaded by an earlier run is still injected when the next graph applies a module to it."""
     unet = base.model.diffusion_model
     before = [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]]
-    first = inject.apply_motion_module(base, small_motion("v2"), beta_schedule="animatediff")
+    first = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="animatediff")
     comfy.model_management.load_models_gpu([first])
     second_module = small_motion("v3")
-    second = inject.apply_motion_module(base, second_module, beta_schedule="animatediff")
+    second = apply.apply_motion_module(base, second_module, beta_schedule="animatediff")
     comfy.model_management.load_models_gpu([second])
     layers = [m for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks] for m in block
-              if isinstance(m, inject.VanillaTemporalModule)]
+              if isinstance(m, model_classes.VanillaTemporalModule)]
     ours = {id(m) for b in (*second_module.model.down_blocks, *second_module.model.up_blocks) for m in b.motion_modules}
     assert {id(m) for m in layers} == ours, "only the second clone's modules are in the UNet"
     assert isinstance(unet.output_blocks[2][-1], openaimodel.Upsample)
@@ -146,19 +149,19 @@ def test_applying_while_another_clone_is_injected_places_modules_right(base):
 
 
 def test_frames_beyond_the_encoding_point_to_context_options(base):
-    model = inject.apply_motion_module(base, small_motion("v1"), beta_schedule="sd")
+    model = apply.apply_motion_module(base, small_motion("v1"), beta_schedule="sd")
     x, context = inputs(25)
-    with pytest.raises(inject.MotionApplyError, match="Context Options"):
+    with pytest.raises(errors.MotionApplyError, match="Context Options"):
         run_unet(model, x, context, [0])
     too_long = context_options.ContextOptions(context_length=32)
-    with pytest.raises(inject.MotionApplyError, match="context_length 32 .* 24"):
-        inject.apply_motion_module(base, small_motion("v1"), context_options=too_long)
+    with pytest.raises(errors.MotionApplyError, match="context_length 32 .* 24"):
+        apply.apply_motion_module(base, small_motion("v1"), context_options=too_long)
 
 
 def test_sdxl_module_on_sd15_model_is_a_clear_error(base):
     sdxl = small_motion("sdxl")
-    with pytest.raises(inject.MotionApplyError, match=r"small_sdxl.*SDXL.*does not fit the model SD15"):
-        inject.apply_motion_module(base, sdxl)
+    with pytest.raises(errors.MotionApplyError, match=r"small_sdxl.*SDXL.*does not fit the model SD15"):
+        apply.apply_motion_module(base, sdxl)
 
 
 def _meta_sdxl_unet():
@@ -194,7 +197,7 @@ def test_sdxl_insertion_points_on_a_meta_sdxl_unet(fmt):
     assert [p.module for p in points] == [m for b in (*motion.down_blocks, *motion.up_blocks) for m in b.motion_modules]
     with torch.device("meta"):
         sd15_motion = loader.MotionModel(formats.canonical_state_dict(layout_state_dict("v2", meta=True), "v2")[1].layout)
-    with pytest.raises(inject.MotionApplyError, match="does not fit the model SDXL"):
+    with pytest.raises(errors.MotionApplyError, match="does not fit the model SDXL"):
         inject.insertion_points(unet, sd15_motion, "SDXL", "mm_sd_v15_v2")
 
 
@@ -206,14 +209,14 @@ def test_beta_schedules(base):
         alphas_cumprod = torch.cumprod(1 - betas, 0)
         return ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
 
-    ad = inject.apply_motion_module(base, small_motion("v2"), beta_schedule="auto")
+    ad = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="auto")
     assert torch.allclose(sigmas(ad), expected(torch.linspace(0.00085, 0.012, 1000, dtype=torch.float64)), rtol=1e-5)
-    sdxl = inject.apply_motion_module(base, small_motion("v2"), beta_schedule="sdxl")
+    sdxl = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="sdxl")
     scaled = torch.linspace(0.00085 ** 0.5, 0.020 ** 0.5, 1000, dtype=torch.float64) ** 2
     assert torch.allclose(sigmas(sdxl), expected(scaled), rtol=1e-5)
-    sd = inject.apply_motion_module(base, small_motion("v2"), beta_schedule="sd")
+    sd = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="sd")
     assert torch.equal(sigmas(sd), sigmas(base))
-    lcm = inject.apply_motion_module(base, small_motion("animatelcm"), beta_schedule="auto")
+    lcm = apply.apply_motion_module(base, small_motion("animatelcm"), beta_schedule="auto")
     assert type(lcm.get_model_object("model_sampling")).__name__ == "ModelSamplingLCM"
 
 
@@ -248,9 +251,9 @@ def test_motion_lora_patches_the_clone_only_and_strength_zero_is_a_no_op(base):
     assert torch.equal(motion.model.state_dict()[key], original)
 
     x, context = inputs(4)
-    plain = run_unet(inject.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
-    patched = run_unet(inject.apply_motion_module(base, once, beta_schedule="sd"), x, context, [0])
-    again = run_unet(inject.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
+    plain = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
+    patched = run_unet(apply.apply_motion_module(base, once, beta_schedule="sd"), x, context, [0])
+    again = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
     assert rel(patched, plain) > 1e-4
     assert torch.equal(again, plain)
 

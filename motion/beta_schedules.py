@@ -1,0 +1,53 @@
+"""Beta schedules a motion module samples with, as `model_sampling` objects like the model's own.
+
+AnimateDiff modules were trained on a linear β schedule (0.00085 → 0.012) rather than SD's scaled-linear one;
+sampling with the wrong one gives the washed-out "grey" look, so `auto` picks what the module's format says.
+"""
+
+from __future__ import annotations
+
+import comfy.model_sampling
+
+from .errors import MotionApplyError
+
+NODE = "Apply Motion Module"
+SCHEDULES = ("auto", "animatediff", "sd", "lcm", "sdxl")
+# name → (ComfyUI make_beta_schedule name, linear_start, linear_end). ComfyUI's "sqrt_linear" is a plain
+# linspace of β (AnimateDiff's training schedule); its "linear" is linear in √β (SD's "scaled_linear").
+_BETAS = {
+    "animatediff": ("sqrt_linear", 0.00085, 0.012),
+    "sdxl": ("linear", 0.00085, 0.020),
+}
+
+
+def resolve(name: str, format_default: str) -> str:
+    """`auto` is the schedule the module's format was trained with; other names stand for themselves."""
+    if name not in SCHEDULES:
+        raise MotionApplyError(f"{NODE}: unknown beta_schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
+    return format_default if name == "auto" else name
+
+
+def model_sampling(model, schedule: str):
+    """A model_sampling object like `model`'s own but with the given betas (see nodes_model_advanced.py)."""
+    current = model.get_model_object("model_sampling")
+    config = model.model.model_config
+    if schedule == "lcm":
+        import comfy_extras.nodes_model_advanced as advanced
+
+        class ModelSamplingLCM(advanced.ModelSamplingDiscreteDistilled, advanced.LCM):
+            pass
+
+        return ModelSamplingLCM(config)
+    if not isinstance(current, comfy.model_sampling.ModelSamplingDiscrete):
+        raise MotionApplyError(f"{NODE}: beta_schedule {schedule!r} needs a model with a discrete (DDPM) schedule; "
+                               "set beta_schedule to 'sd' to keep this model's own.")
+    name, start, end = _BETAS[schedule]
+    sampling = type(current)(config)
+    sampling._register_schedule(beta_schedule=name, linear_start=start, linear_end=end)
+    return sampling
+
+
+def apply(model_patcher, schedule: str) -> None:
+    """Sample the (already cloned) model with `schedule`; "sd" keeps its own. Undone when the clone is unloaded."""
+    if schedule != "sd":
+        model_patcher.add_object_patch("model_sampling", model_sampling(model_patcher, schedule))
