@@ -21,7 +21,9 @@ class LatentInitBlend(io.ComfyNode):
             description=(
                 "img2vid: repeats an init latent over the frames and blends each frame with seeded noise, "
                 "frame i keeping 1 - i^latent_power / latent_scale of the image (clamped to 0..1). Sample the "
-                "result with KSampler at denoise < 1. With a last latent the blend also runs from the end."
+                "result with KSampler at denoise < 1. With a last latent the blend also runs from the end, and, as in "
+                "the original extension, the first frame is exactly the first latent and the last frame exactly "
+                "the last latent."
             ),
             inputs=[
                 io.Latent.Input(
@@ -46,7 +48,8 @@ class LatentInitBlend(io.ComfyNode):
                 ),
                 io.Latent.Input(
                     "last_latent", optional=True,
-                    tooltip="Optional last frame's latent: the last frames are blended towards it.",
+                    tooltip="Optional last frame's latent: the last frame is exactly this latent and the frames "
+                    "before it are blended towards it.",
                 ),
                 io.Float.Input(
                     "latent_power_last", default=1.0, min=0.0, max=10.0, step=0.01, optional=True,
