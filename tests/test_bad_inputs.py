@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from conftest import BASE_DIR, MODELS, call_node
+from scripts import fixtures
 from scripts.comfy_host import PromptFailed, PromptRejected
 
 pytestmark = pytest.mark.host
@@ -45,8 +46,10 @@ class Ctx:
     ckpt: str
     v1: str
     v2: str
+    v3: str
     sdxl: str
     lora: str
+    md_lora: str
     marker: Path
     tmp: Path
 
@@ -139,6 +142,16 @@ def _latent_frames(frames: int) -> Callable[[dict, object], None]:
     return check
 
 
+def _lora_report(*needles: str) -> Callable[[dict, object], None]:
+    """The sample ran and Motion LoRA Loader's UI text says what it patched and skipped."""
+    def check(entry: dict, server) -> None:
+        _latent_frames(2)(entry, server)
+        text = " ".join(entry["outputs"]["3"]["text"])
+        assert all(n in text for n in needles), text
+
+    return check
+
+
 def _check_odd_mp4(entry: dict, server) -> None:
     items = {item["format"]: item for item in entry["outputs"]["2"]["animateflow"]}
     mp4 = items["video/h264-mp4"]
@@ -208,9 +221,17 @@ ROWS: list[Row] = [
     Row("sdxl_module_on_sd15", "Apply Motion Module", "an SDXL motion module on an SD1.5 checkpoint",
         "error: module does not fit the model; use an SD1.5 module with SD1.5",
         lambda c: _sample_graph(c, module=c.sdxl), needles=("Apply Motion Module", "SD1.5", "SDXL")),
-    Row("lora_on_v1", "Motion LoRA Loader", "a motion LoRA on a v1 module",
-        "error: LoRA does not fit the v1 module; load a v2 module",
-        lambda c: _sample_graph(c, module=c.v1, lora=c.lora), needles=("Motion LoRA Loader", "lora", "v2")),
+    Row("lora_on_v1", "Motion LoRA Loader", "a v2 motion LoRA on a v1 module (no mid block)",
+        "works: the layers v1 has are patched; the 8 mid-block layers are skipped and the node says so",
+        lambda c: _sample_graph(c, module=c.v1, lora=c.lora), outcome="works",
+        check=_lora_report("160 layers patched", "skipped 8 mid-block layers")),
+    Row("lora_motiondirector_v3", "Motion LoRA Loader", "a MotionDirector LoRA (attention + feed-forward) on v3",
+        "works: all 200 layers patched", lambda c: _sample_graph(c, module=c.v3, lora=c.md_lora), outcome="works",
+        check=_lora_report("200 layers patched")),
+    Row("lora_matches_nothing", "Motion LoRA Loader", "a LoRA with only mid-block layers on a v1 module",
+        "error: the LoRA patches none of the module's layers; pick one trained for this kind of module",
+        lambda c: _sample_graph(c, module=c.v1, lora="broken_mid_only_lora.safetensors"),
+        needles=("Motion LoRA Loader", "broken_mid_only_lora", "patches none")),
     Row("frames_0_empty_latent", "Empty Latent Image (core)", "batch_size 0",
         "HTTP 400 at validation naming batch_size (core minimum 1)",
         lambda c: _sample_graph(c, frames=0), outcome="rejected", needles=("batch_size",)),
@@ -314,6 +335,10 @@ def _write_broken_files(ctx: Ctx) -> list[Path]:
     put(LORA_DIR / "broken_code_lora.pt", (ctx.tmp / "code.pt").read_bytes())
     put(LORA_DIR / "broken_text_lora.safetensors", text)
     put(LORA_DIR / "broken_truncated_lora.safetensors", lora[: len(lora) // 2])
+    mid_only = ctx.tmp / "mid_only.safetensors"
+    safetensors.torch.save_file({k: v for k, v in fixtures.motion_lora_state_dict(rank=4).items()
+                                 if k.startswith("mid_block.")}, str(mid_only))
+    put(LORA_DIR / "broken_mid_only_lora.safetensors", mid_only.read_bytes())
     put(INPUT / "broken_empty.mp4", b"")
     put(INPUT / "broken_corrupt.mp4", random.Random(7).randbytes(4096))
     put(OUTPUT / "broken_file_as_dir", b"a file where Video Combine would want a folder")
@@ -329,8 +354,9 @@ def _write_broken_files(ctx: Ctx) -> list[Path]:
 @pytest.fixture(scope="module")
 def ctx(sd15_file, motion_module_file, motion_lora_file, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad_inputs")
-    context = Ctx(ckpt=sd15_file, v1=motion_module_file("v1"), v2=motion_module_file("v2"),
-                  sdxl=motion_module_file("sdxl"), lora=motion_lora_file, marker=tmp / "code_ran", tmp=tmp)
+    context = Ctx(ckpt=sd15_file, v1=motion_module_file("v1"), v2=motion_module_file("v2"), v3=motion_module_file("v3"),
+                  sdxl=motion_module_file("sdxl"), lora=motion_lora_file,
+                  md_lora=fixtures.ensure_motion_director_lora(LORA_DIR).name, marker=tmp / "code_ran", tmp=tmp)
     shutil.rmtree(OUTPUT / PREFIX, ignore_errors=True)
     made = _write_broken_files(context)
     yield context
