@@ -81,17 +81,22 @@ def random_tensor(key: str, shape: Iterable[int], seed: int) -> torch.Tensor:
 
 
 def sinusoidal_encoding(length: int, channels: int) -> torch.Tensor:
-    """AnimateDiff's positional encoding, [1, length, channels]: sin on even, cos on odd channels.
+    """AnimateDiff's positional encoding, [1, length, channels], straight from its formula:
+    pe[p, 2i] = sin(p / 10000^(2i / channels)) and pe[p, 2i + 1] = cos(p / 10000^(2i / channels)).
 
-    Written here independently of the pack's `motion/model.py`, as the released files store it, so the loader's
-    recomputation (for files without `pe` buffers) is checked against a separate source.
+    Written element by element in plain Python floats, on purpose unlike the vectorised exp/log form of the
+    pack's `motion/model.py`, so the loader's recomputation (for files without `pe` buffers) is checked against a
+    source that can disagree with it (tests/test_positional_encoding.py).
     """
-    position = torch.arange(length, dtype=torch.float64).unsqueeze(1)
-    div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float64) * (-math.log(10000.0) / channels))
-    pe = torch.zeros(1, length, channels, dtype=torch.float64)
-    pe[0, :, 0::2] = torch.sin(position * div)
-    pe[0, :, 1::2] = torch.cos(position * div)
-    return pe.float()
+    rows = []
+    for position in range(length):
+        row = []
+        for channel in range(channels):
+            even = channel - channel % 2
+            angle = position / 10000.0 ** (even / channels)
+            row.append(math.sin(angle) if channel % 2 == 0 else math.cos(angle))
+        rows.append(row)
+    return torch.tensor([rows], dtype=torch.float64).float()
 
 
 def _module_shapes(c: int) -> dict[str, tuple[int, ...]]:
