@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..sampling import init_latents
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 SD15_LATENT_SCALE = 0.18215
 """SD1.5's latent scale factor, used when no model is connected (AnimateDiff's main target)."""
@@ -69,11 +69,19 @@ class LatentInitBlend(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, latent_power=None, latent_scale=None, latent_power_last=None,
+                        latent_scale_last=None) -> bool | str:
+        return validate_floats(cls, latent_power=latent_power, latent_scale=latent_scale,
+                               latent_power_last=latent_power_last, latent_scale_last=latent_scale_last)
+
+    @classmethod
     def execute(
         cls, init_latent: dict, frames: int, latent_power: float, latent_scale: float, seed: int,
         last_latent: dict | None = None, latent_power_last: float = 1.0, latent_scale_last: float = 32.0,
         model=None,
     ) -> io.NodeOutput:
+        require_finite(cls, latent_power=latent_power, latent_scale=latent_scale,
+                       latent_power_last=latent_power_last, latent_scale_last=latent_scale_last)
         if latent_scale == 0 or (last_latent is not None and latent_scale_last == 0):
             name = "latent_scale" if latent_scale == 0 else "latent_scale_last"
             raise ValueError(f"Latent Init Blend: {name} is 0, which divides by zero; set it above 0 (default 32)")

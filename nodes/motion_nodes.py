@@ -10,7 +10,7 @@ from comfy_api.latest import io, ui
 
 from ..motion import apply, beta_schedules, loader, lora
 from ..motion.fast_path import MODES as FAST_PATH_MODES
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,13 @@ class ApplyMotionModule(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, motion_scale=None) -> bool | str:
+        return validate_floats(cls, motion_scale=motion_scale)
+
+    @classmethod
     def execute(cls, model, motion_module, motion_scale: float, beta_schedule: str,
                 context_options=None, fast_path: str = "auto") -> io.NodeOutput:
+        require_finite(cls, motion_scale=motion_scale)
         return io.NodeOutput(apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
                                                        context_options, fast_mode=fast_path))
 
@@ -108,7 +113,12 @@ class MotionLoRALoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, strength=None) -> bool | str:
+        return validate_floats(cls, strength=strength)
+
+    @classmethod
     def execute(cls, motion_module, lora_name: str, strength: float) -> io.NodeOutput:
+        require_finite(cls, strength=strength)
         path = folder_paths.get_full_path_or_raise(loader.LORA_FOLDER, lora_name)
         fit = lora.fit_lora(motion_module, loader.read_state_dict(path, lora.NODE), lora_name)
         report = fit.describe()
