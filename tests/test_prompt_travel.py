@@ -7,7 +7,7 @@ import random
 
 import pytest
 import torch
-from conftest import call_node, pack_module
+from conftest import pack_module
 
 import nodes
 
