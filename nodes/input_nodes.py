@@ -10,7 +10,7 @@ import torch
 from comfy_api.latest import io
 
 from ..media import image_sequence, paths, video_reader
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 
 def _video_files() -> list[str]:
@@ -103,7 +103,12 @@ class LoadVideo(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, force_rate=None) -> bool | str:
+        return validate_floats(cls, force_rate=force_rate)
+
+    @classmethod
     def execute(cls, video: str, **options) -> io.NodeOutput:
+        require_finite(cls, force_rate=options["force_rate"])
         return _load("Load Video", paths.resolve_input_path(video, "Load Video: video"), **options)
 
     @classmethod
@@ -132,7 +137,12 @@ class LoadVideoPath(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, force_rate=None) -> bool | str:
+        return validate_floats(cls, force_rate=force_rate)
+
+    @classmethod
     def execute(cls, video_path: str, **options) -> io.NodeOutput:
+        require_finite(cls, force_rate=options["force_rate"])
         path = paths.resolve_input_path(video_path, "Load Video (Path): video_path")
         return _load("Load Video (Path)", path, **options)
 

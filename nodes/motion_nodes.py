@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import folder_paths
@@ -9,9 +10,10 @@ from comfy_api.latest import io, ui
 
 from ..motion import apply, beta_schedules, loader, lora
 from ..motion.fast_path import MODES as FAST_PATH_MODES
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 
+log = logging.getLogger(__name__)
 MotionModuleType = io.Custom("MOTION_MODULE")
 ContextOptionsType = io.Custom("CONTEXT_OPTIONS")
 
@@ -78,8 +80,13 @@ class ApplyMotionModule(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, motion_scale=None) -> bool | str:
+        return validate_floats(cls, motion_scale=motion_scale)
+
+    @classmethod
     def execute(cls, model, motion_module, motion_scale: float, beta_schedule: str,
                 context_options=None, fast_path: str = "auto") -> io.NodeOutput:
+        require_finite(cls, motion_scale=motion_scale)
         return io.NodeOutput(apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
                                                        context_options, fast_mode=fast_path))
 
@@ -91,9 +98,11 @@ class MotionLoRALoader(io.ComfyNode):
             node_id=node_id("MotionLoRALoader"),
             display_name=display_name("Motion LoRA Loader"),
             category=CATEGORY,
-            description="Adds a motion LoRA (e.g. v2_lora_PanLeft) to a v2 motion module; chain several to stack them.",
+            description="Adds a motion LoRA (e.g. v2_lora_PanLeft, or one trained with MotionDirector) to a motion "
+                        "module; chain several to stack them. Layers the module lacks (a v2 LoRA's mid block on "
+                        "v1/v3) are skipped and reported here.",
             inputs=[
-                MotionModuleType.Input("motion_module", tooltip="The motion module to add the LoRA to (v2 layout)."),
+                MotionModuleType.Input("motion_module", tooltip="The motion module to add the LoRA to."),
                 io.Combo.Input("lora_name", options=folder_paths.get_filename_list(loader.LORA_FOLDER),
                                tooltip="A motion LoRA file in models/animatediff_motion_lora."),
                 io.Float.Input("strength", default=1.0, min=-10.0, max=10.0, step=0.01,
@@ -104,10 +113,17 @@ class MotionLoRALoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, strength=None) -> bool | str:
+        return validate_floats(cls, strength=strength)
+
+    @classmethod
     def execute(cls, motion_module, lora_name: str, strength: float) -> io.NodeOutput:
+        require_finite(cls, strength=strength)
         path = folder_paths.get_full_path_or_raise(loader.LORA_FOLDER, lora_name)
-        sd = loader.read_state_dict(path, lora.NODE)
-        return io.NodeOutput(lora.apply_motion_lora(motion_module, sd, lora_name, strength))
+        fit = lora.fit_lora(motion_module, loader.read_state_dict(path, lora.NODE), lora_name)
+        report = fit.describe()
+        log.log(logging.WARNING if fit.skipped else logging.INFO, "%s: %s", lora.NODE, report)
+        return io.NodeOutput(lora.apply_fit(motion_module, fit, strength), ui=ui.PreviewText(report))
 
 
 NODES = [LoadMotionModule, ApplyMotionModule, MotionLoRALoader]

@@ -10,7 +10,7 @@ from comfy_api.latest import InputImpl, Types, io
 
 from ..media import ffmpeg_writer, frames, gif_writer
 from ..media.video_writer import CombineOptions, CombineResult, combine
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 NAME = "Video Combine"
 PREVIEW_KINDS = ("mp4", "webm", "gif")
@@ -80,11 +80,16 @@ class VideoCombine(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, fps=None) -> bool | str:
+        return validate_floats(cls, fps=fps)
+
+    @classmethod
     def execute(cls, images, fps: float, filename_prefix: str, save_gif: bool, save_mp4: bool,
                 save_webm: bool = False, save_png: bool = False, save_txt: bool = False, loop_count: int = 0,
                 reverse: bool = False, remove_head: bool = False, remove_tail: bool = False,
                 gif_dither: str = "floyd_steinberg", gif_optimize: bool = True, gifsicle_optimize: int = 0,
                 gifsicle_lossy: int = 0, crf: int = 19, preset: str = "medium", audio=None) -> io.NodeOutput:
+        require_finite(cls, fps=fps)
         options = CombineOptions(fps=fps, save_gif=save_gif, save_mp4=save_mp4, save_webm=save_webm,
                                  save_png=save_png, save_txt=save_txt, loop_count=loop_count, reverse=reverse,
                                  remove_head=remove_head, remove_tail=remove_tail, gif_dither=gif_dither,

@@ -37,6 +37,8 @@ MOTION_MODULE_FILES = {
     "hotshot": "hsxl_temporal_layers.safetensors",
 }
 MOTION_LORA_FILE = "v2_lora_PanLeft.ckpt"
+MOTION_DIRECTOR_LORA_FILE = "500_motion_director_lora_r8_temporal_unet.safetensors"
+MOTION_DIRECTOR_METADATA = {"model_type": "motion_director", "rank": "8"}
 
 SD15_DOWN_CHANNELS = (320, 640, 1280, 1280)
 SDXL_DOWN_CHANNELS = (320, 640, 1280)
@@ -79,17 +81,22 @@ def random_tensor(key: str, shape: Iterable[int], seed: int) -> torch.Tensor:
 
 
 def sinusoidal_encoding(length: int, channels: int) -> torch.Tensor:
-    """AnimateDiff's positional encoding, [1, length, channels]: sin on even, cos on odd channels.
+    """AnimateDiff's positional encoding, [1, length, channels], straight from its formula:
+    pe[p, 2i] = sin(p / 10000^(2i / channels)) and pe[p, 2i + 1] = cos(p / 10000^(2i / channels)).
 
-    Written here independently of the pack's `motion/model.py`, as the released files store it, so the loader's
-    recomputation (for files without `pe` buffers) is checked against a separate source.
+    Written element by element in plain Python floats, on purpose unlike the vectorised exp/log form of the
+    pack's `motion/model.py`, so the loader's recomputation (for files without `pe` buffers) is checked against a
+    source that can disagree with it (tests/test_positional_encoding.py).
     """
-    position = torch.arange(length, dtype=torch.float64).unsqueeze(1)
-    div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float64) * (-math.log(10000.0) / channels))
-    pe = torch.zeros(1, length, channels, dtype=torch.float64)
-    pe[0, :, 0::2] = torch.sin(position * div)
-    pe[0, :, 1::2] = torch.cos(position * div)
-    return pe.float()
+    rows = []
+    for position in range(length):
+        row = []
+        for channel in range(channels):
+            even = channel - channel % 2
+            angle = position / 10000.0 ** (even / channels)
+            row.append(math.sin(angle) if channel % 2 == 0 else math.cos(angle))
+        rows.append(row)
+    return torch.tensor([rows], dtype=torch.float64).float()
 
 
 def _module_shapes(c: int) -> dict[str, tuple[int, ...]]:
@@ -163,6 +170,32 @@ def motion_lora_state_dict(rank: int = 8, seed: int = 0) -> dict[str, torch.Tens
     return sd
 
 
+def motion_director_lora_state_dict(fmt: str = "v3", rank: int = 8, seed: int = 0,
+                                    shrink: int = 1) -> dict[str, torch.Tensor]:
+    """A random temporal LoRA as AnimateDiff-MotionDirector saves it (`save_lora_safetensors` with
+    `use_motion_lora_format=True`), float32 like its files.
+
+    Its trainer wraps every Linear under each TemporalTransformerBlock: the attention projections and the
+    feed-forward's two layers. A wrapped layer `<path>.<name>` is saved as `<path>.processor.<name>_lora.up|down
+    .weight` (its `convert_to_motion_lora_key`), so `to_out.0` becomes `to_out.processor.0_lora`, `ff.net.0.proj`
+    `ff.net.0.processor.proj_lora` and `ff.net.2` `ff.net.processor.2_lora`. Up matrices start at zero in training;
+    here they are random, or the LoRA would change nothing. `shrink` divides the channels, for tests' small modules.
+    """
+    sd: dict[str, torch.Tensor] = {}
+    for prefix, c in motion_module_places(fmt):
+        c //= shrink
+        block = f"{prefix}temporal_transformer.transformer_blocks.0."
+        layers = [(f"{block}attention_blocks.{a}.processor.{proj}_lora", c, c)
+                  for a in (0, 1) for proj in ("to_q", "to_k", "to_v")]
+        layers += [(f"{block}attention_blocks.{a}.to_out.processor.0_lora", c, c) for a in (0, 1)]
+        layers += [(f"{block}ff.net.0.processor.proj_lora", c, 8 * c), (f"{block}ff.net.processor.2_lora", 4 * c, c)]
+        for name, fan_in, fan_out in layers:
+            down, up = f"{name}.down.weight", f"{name}.up.weight"
+            sd[down] = random_tensor(down, (rank, fan_in), seed)
+            sd[up] = random_tensor(up, (fan_out, rank), seed) * 0.5
+    return sd
+
+
 def sd15_unet_config() -> dict:
     """ComfyUI's own description of an SD1.5 UNet (as `model_detection` produces for SD15)."""
     return {
@@ -213,14 +246,14 @@ def sd15_checkpoint_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _save(sd: dict[str, torch.Tensor], path: Path) -> None:
+def _save(sd: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write atomically: a half-written fixture must never be mistaken for a finished one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     if path.suffix == ".safetensors":
         import safetensors.torch
 
-        safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata=STAND_IN_METADATA)
+        safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={**(metadata or {}), **STAND_IN_METADATA})
     else:
         torch.save({"state_dict": sd}, tmp)
     os.replace(tmp, path)
@@ -248,6 +281,14 @@ def ensure_motion_lora(lora_dir: Path, seed: int = 0) -> Path:
     if not path.exists():
         log.info("generating random motion LoRA %s", path)
         _save({k: v.half() for k, v in motion_lora_state_dict(seed=seed).items()}, path)
+    return path
+
+
+def ensure_motion_director_lora(lora_dir: Path, seed: int = 0) -> Path:
+    path = Path(lora_dir) / MOTION_DIRECTOR_LORA_FILE
+    if not path.exists():
+        log.info("generating random MotionDirector v3 LoRA %s", path)
+        _save(motion_director_lora_state_dict("v3", seed=seed), path, MOTION_DIRECTOR_METADATA)
     return path
 
 
@@ -281,7 +322,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description="Generate random-weight stand-in models.")
     parser.add_argument("models", type=Path, help="a ComfyUI models/ folder")
-    parser.add_argument("items", nargs="+", choices=["sd15", "lora", *MOTION_MODULE_FILES])
+    parser.add_argument("items", nargs="+", choices=["sd15", "lora", "motion_director_lora", *MOTION_MODULE_FILES])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="[fixtures] %(message)s")
 
@@ -298,6 +339,8 @@ def main() -> int:
             print(ensure_sd15_checkpoint(args.models / "checkpoints"))
         elif item == "lora":
             print(ensure_motion_lora(args.models / "animatediff_motion_lora"))
+        elif item == "motion_director_lora":
+            print(ensure_motion_director_lora(args.models / "animatediff_motion_lora"))
         else:
             print(ensure_motion_module(args.models / "animatediff_models", item))
     return 0
