@@ -12,16 +12,26 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import psutil
 import torch
+
+from .sealed_input import open_video
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", ".m4v")
+MAX_DECODE_ENV = "ANIMATEFLOW_MAX_DECODE_GB"
+_DEFAULT_SHARE_OF_AVAILABLE = 0.8
+
+
+class DecodeTooLargeError(ValueError):
+    """The frames asked for would not fit in memory; raised before anything is allocated."""
 
 
 @dataclass
@@ -60,18 +70,9 @@ class _Plan:
     fps: float
 
 
-def _open(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
-        raise FileNotFoundError(f"video file not found: {path}")
-    try:
-        return av.open(str(path))
-    except av.error.FFmpegError as err:
-        raise ValueError(f"cannot read video file {path}: not a video or corrupt ({err})") from err
-
-
 def _frame_times(path: Path) -> tuple[list[float], float, int, int]:
     """Presentation times (s, sorted), source fps and frame size, from packets alone (no decoding)."""
-    with _open(path) as container:
+    with open_video(path) as container:
         if not container.streams.video:
             raise ValueError(f"video file {path} has no video stream")
         stream = container.streams.video[0]
@@ -139,7 +140,7 @@ def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
     """Fill `out` from the decoder, one frame at a time; returns how many output slots were filled."""
     height, width = out.shape[1:3]
     filled = 0
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
@@ -161,7 +162,7 @@ def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
 
 def _read_audio(path: Path, start: float, end: float, video_start: float) -> dict | None:
     """The audio track between `start` and `end` (seconds from the first video frame), planar float32."""
-    with _open(path) as container:
+    with open_video(path) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
@@ -186,6 +187,34 @@ def _read_audio(path: Path, start: float, end: float, video_start: float) -> dic
     return {"waveform": waveform[:, first:last].unsqueeze(0).contiguous(), "sample_rate": rate}
 
 
+def decode_limit_bytes() -> tuple[int, str]:
+    """How many bytes a decoded batch may take, and where that limit comes from (for the error message)."""
+    override = os.environ.get(MAX_DECODE_ENV, "").strip()
+    if override:
+        try:
+            gigabytes = float(override)
+        except ValueError:
+            raise ValueError(f"the environment variable {MAX_DECODE_ENV} is {override!r}; set it to a number of "
+                             "gigabytes, e.g. 32") from None
+        return int(gigabytes * 2**30), f"set by the environment variable {MAX_DECODE_ENV}"
+    available = psutil.virtual_memory().available
+    return int(available * _DEFAULT_SHARE_OF_AVAILABLE), (
+        f"{_DEFAULT_SHARE_OF_AVAILABLE:.0%} of the RAM available now; whoever runs the server can set another "
+        f"limit in GB with the environment variable {MAX_DECODE_ENV}")
+
+
+def check_decode_size(frames: int, width: int, height: int) -> None:
+    """Refuse a load whose IMAGE batch (float32 RGB) would exceed the limit, before decoding a frame."""
+    need = frames * height * width * 3 * 4 + height * width * 3
+    limit, source = decode_limit_bytes()
+    if need > limit:
+        raise DecodeTooLargeError(
+            f"loading {frames} frames at {width}x{height} needs {need / 2**30:.1f} GB of RAM, above the limit of "
+            f"{limit / 2**30:.1f} GB ({source}). Load fewer frames (frame_load_cap, select_every_nth) or a smaller "
+            "size (custom_width, custom_height)"
+        )
+
+
 def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedVideo:
     """Decode a video file into an IMAGE batch with its fps and audio (None when it has no audio stream)."""
     path = Path(path)
@@ -195,6 +224,7 @@ def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedV
     times, fps, src_width, src_height = _frame_times(path)
     plan = _plan(times, fps, options)
     width, height = _output_size(src_width, src_height, options)
+    check_decode_size(len(plan.sources), width, height)
     out = torch.empty((len(plan.sources), height, width, 3), dtype=torch.float32)
     filled = _decode_into(path, plan, out)
     if filled == 0:
