@@ -1,7 +1,9 @@
 """MP4 (H.264) and WEBM (VP9) through the ffmpeg binary that imageio-ffmpeg ships.
 
 Frames go to ffmpeg's stdin as raw RGB in small chunks, so memory stays near the input tensor however long
-the video is. Metadata travels in an ffmetadata file rather than on the command line because a workflow's
+the video is. RGB becomes Y'CbCr with the BT.709 matrix in TV range, named in the filter rather than left to
+swscale's default (BT.601), and the stream is tagged BT.709 (matrix, primaries, transfer, range): untagged
+video is guessed at by players and browsers (BT.601 for small sizes, BT.709 for HD), which shifts colours. Metadata travels in an ffmetadata file rather than on the command line because a workflow's
 JSON can exceed the kernel's limit for one argument. The keys `prompt` and `workflow` are the ones
 ComfyUI's editor reads back when an MP4 or WEBM is dropped on it.
 """
@@ -75,13 +77,25 @@ def _write_ffmetadata(path: str, metadata: dict[str, object]) -> None:
         f.write("\n".join(lines) + "\n")
 
 
+# Colour of every Y'CbCr stream we write. The scale filter converts with this matrix and range; setparams
+# stamps the frames (encoders take their VUI / container tags from the frames), and the -color_* options
+# say the same to the encoder for muxers that read them from there.
+BT709_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+
+
+def yuv_filter(pix_fmt: str) -> str:
+    """RGB (full range) → `pix_fmt` with the BT.709 matrix in TV range, frames tagged BT.709."""
+    return (f"scale=out_color_matrix=bt709:out_range=tv:flags=accurate_rnd+full_chroma_int,format={pix_fmt},"
+            "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709")
+
+
 def _codec_args(container: str, crf: int, preset: str, has_audio: bool) -> list[str]:
     if container == "mp4":
-        args = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+        args = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), *BT709_TAGS,
                 "-movflags", "+faststart+use_metadata_tags", "-f", "mp4"]
         return args + (["-c:a", "aac", "-b:a", "192k"] if has_audio else [])
     if container == "webm":
-        args = ["-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0", "-pix_fmt", "yuv420p",
+        args = ["-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0", *BT709_TAGS,
                 "-deadline", "good", "-cpu-used", str(_VP9_CPU_USED[preset]), "-row-mt", "1", "-f", "webm"]
         return args + (["-c:a", "libopus", "-b:a", "128k"] if has_audio else [])
     raise ValueError(f"unknown container {container!r}")
@@ -115,11 +129,13 @@ def encode(chunks: Iterable[np.ndarray], out_path: str, spec: VideoSpec, contain
             cmd += ["-f", "f32le", "-ar", str(audio.sample_rate), "-ac", str(audio.samples.shape[1]),
                     "-i", audio_path]
             maps += ["-map", f"{2 if metadata else 1}:a"]
+        filters = [yuv_filter("yuv420p")]
         if needs_even_size(container) and (spec.width % 2 or spec.height % 2):
             log.warning("%s: %dx%d is odd; yuv420p %s needs even sizes, padding to %dx%d with black",
                         node, spec.width, spec.height, container.upper(),
                         spec.width + spec.width % 2, spec.height + spec.height % 2)
-            maps += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+            filters.insert(0, "pad=ceil(iw/2)*2:ceil(ih/2)*2")
+        maps += ["-vf", ",".join(filters)]
         cmd += maps + _codec_args(container, crf, preset, audio is not None) + [out_path]
         _run(cmd, chunks, spec, container, node)
 

@@ -5,6 +5,9 @@ which output slot, so the output tensor is allocated once at its final size and 
 into it and dropped. Collecting frames in a list and stacking them would need twice the memory at the end.
 Options follow the Video Helper Suite convention users know: the rate change (force_rate) comes first, then
 skip_first_frames, select_every_nth and frame_load_cap count frames of the rate-changed sequence.
+
+Y'CbCr becomes RGB with the matrix and range the file is tagged with; an untagged file is read the way players
+read it (BT.709 from 1280 wide or taller than 576 lines, BT.601 below), so colours match what users see.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import av
 import psutil
 import torch
+from av.video.reformatter import Interpolation
 
 from .sealed_input import open_video
 
@@ -136,6 +140,38 @@ def _output_size(width: int, height: int, options: VideoOptions) -> tuple[int, i
     return width, height
 
 
+# AVColorSpace (what a file is tagged with) → swscale's matrix names.
+_MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+_AVCOL_RANGE_MPEG, _AVCOL_RANGE_JPEG = 1, 2
+# Bicubic chroma with full-precision rounding: a flat colour comes back within one code of what was encoded.
+_TO_RGB = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+def source_colour(frame: av.VideoFrame) -> tuple[str, int] | None:
+    """(swscale matrix, AVColorRange) the frame's Y'CbCr was made with; None for RGB or palette frames."""
+    fmt = frame.format
+    if fmt.is_rgb or len(fmt.components) < 3:  # RGB, palette (GIF) or grey: no matrix involved
+        return None
+    matrix = _MATRICES.get(int(frame.colorspace))
+    if matrix is None:
+        matrix = "ITU709" if frame.width >= 1280 or frame.height > 576 else "ITU601"
+    colour_range = int(frame.color_range)
+    if colour_range not in (_AVCOL_RANGE_MPEG, _AVCOL_RANGE_JPEG):
+        colour_range = _AVCOL_RANGE_JPEG if fmt.name.startswith("yuvj") else _AVCOL_RANGE_MPEG
+    return matrix, colour_range
+
+
+def to_rgb24(frame: av.VideoFrame, width: int, height: int):
+    """The frame as full-range RGB [H, W, 3] uint8 at the given size, converted with its own matrix and range."""
+    colour = source_colour(frame)
+    if colour is None:
+        return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=_TO_RGB)
+    matrix, colour_range = colour
+    return frame.reformat(width=width, height=height, format="rgb24", src_colorspace=matrix,
+                          src_color_range=colour_range, dst_color_range=_AVCOL_RANGE_JPEG,
+                          interpolation=_TO_RGB).to_ndarray()
+
+
 def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
     """Fill `out` from the decoder, one frame at a time; returns how many output slots were filled."""
     height, width = out.shape[1:3]
@@ -152,7 +188,7 @@ def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
                 first = filled
                 while filled < len(plan.sources) and plan.sources[filled] <= index:
                     filled += 1
-                pixels = frame.to_ndarray(format="rgb24", width=width, height=height)
+                pixels = to_rgb24(frame, width, height)
                 out[first].copy_(torch.from_numpy(pixels)).div_(255.0)
                 out[first + 1 : filled].copy_(out[first].expand(filled - first - 1, -1, -1, -1))
         except av.error.FFmpegError as err:
