@@ -105,6 +105,13 @@ def _combine_graph(ctx: Ctx, width: int = 64, height: int = 48, **combine) -> di
             "2": {"class_type": "AnimateFlow_VideoCombine", "inputs": inputs}}
 
 
+def _combine_mask_graph(ctx: Ctx, mask_size: int) -> dict:
+    graph = _combine_graph(ctx, save_webm=True, save_mp4=False, save_gif=False)
+    graph["3"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": mask_size, "height": mask_size}}
+    graph["2"]["inputs"]["mask"] = ["3", 0]
+    return graph
+
+
 def _load_video_graph(ctx: Ctx, path: str, **options) -> dict:
     return {"1": {"class_type": "AnimateFlow_LoadVideoPath",
                   "inputs": {"video_path": path, "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 1,
@@ -263,6 +270,13 @@ ROWS: list[Row] = [
         needles=("Video Combine", "filename_prefix", "broken_file_as_dir")),
     Row("vc_odd_size_mp4", "Video Combine", "63x47 frames to MP4", "works: MP4 padded to 64x48, GIF stays 63x47",
         lambda c: _combine_graph(c, width=63, height=47), outcome="works", check=_check_odd_mp4),
+    Row("vc_extra_crf_range", "Video Combine", "extra_crf 60 with extra_format h265-mp4 (x265 stops at 51)",
+        "error: outside H.265 MP4's range 0-51; -1 for its default",
+        lambda c: _combine_graph(c, extra_format="h265-mp4", extra_crf=60),
+        needles=("Video Combine", "extra_crf 60", "0-51", "-1")),
+    Row("vc_mask_size", "Video Combine", "a 32x32 mask on 64x48 frames",
+        "error: names both sizes; give one mask per frame (or one for all) of the frames' size",
+        lambda c: _combine_mask_graph(c, 32), needles=("Video Combine", "mask", "64x48", "same size")),
     Row("lv_missing", "Load Video (Path)", "a video path that does not exist",
         "error: file not found (names video_path and the path)",
         lambda c: _load_video_graph(c, "broken_missing.mp4"), needles=("Load Video (Path)", "video_path", "not found")),
