@@ -179,7 +179,7 @@ class LoadImageSequence(io.ComfyNode):
         where = "Load Image Sequence: folder"
         path = paths.resolve_input_path(folder, where, kind="folder")
         try:
-            images, masks = image_sequence.load_image_sequence(path)
+            images, masks = image_sequence.load_image_sequence(path, lambda p: paths.check_allowed(p, where))
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from err
         if masks is None:

@@ -140,6 +140,11 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
                         values.pop(0)
             elif _is_widget(entry):
                 if not values:
+                    # A workflow saved before the node gained this widget: the editor leaves it at its default.
+                    options = entry[1] if len(entry) > 1 else {}
+                    if name in spec["input"].get("optional", {}) and "default" in options:
+                        inputs[name] = options["default"]
+                        continue
                     raise ValueError(f"node {node['id']} ({node['type']}): no widget value for {name}")
                 inputs[name] = values.pop(0)
                 if _has_control(entry):

@@ -129,10 +129,17 @@ def _combine_graph(ctx: Ctx, width: int = 64, height: int = 48, **combine) -> di
             "2": {"class_type": "AnimateFlow_VideoCombine", "inputs": inputs}}
 
 
-def _load_video_graph(ctx: Ctx, path: str) -> dict:
+def _combine_mask_graph(ctx: Ctx, mask_size: int) -> dict:
+    graph = _combine_graph(ctx, save_webm=True, save_mp4=False, save_gif=False)
+    graph["3"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": mask_size, "height": mask_size}}
+    graph["2"]["inputs"]["mask"] = ["3", 0]
+    return graph
+
+
+def _load_video_graph(ctx: Ctx, path: str, **options) -> dict:
     return {"1": {"class_type": "AnimateFlow_LoadVideoPath",
                   "inputs": {"video_path": path, "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 1,
-                             "force_rate": 0.0, "custom_width": 0, "custom_height": 0}},
+                             "force_rate": 0.0, "custom_width": 0, "custom_height": 0, **options}},
             "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
 
 
@@ -329,6 +336,13 @@ ROWS: list[Row] = [
         needles=("Video Combine", "filename_prefix", "broken_file_as_dir")),
     Row("vc_odd_size_mp4", "Video Combine", "63x47 frames to MP4", "works: MP4 padded to 64x48, GIF stays 63x47",
         lambda c: _combine_graph(c, width=63, height=47), outcome="works", check=_check_odd_mp4),
+    Row("vc_extra_crf_range", "Video Combine", "extra_crf 60 with extra_format h265-mp4 (x265 stops at 51)",
+        "error: outside H.265 MP4's range 0-51; -1 for its default",
+        lambda c: _combine_graph(c, extra_format="h265-mp4", extra_crf=60),
+        needles=("Video Combine", "extra_crf 60", "0-51", "-1")),
+    Row("vc_mask_size", "Video Combine", "a 32x32 mask on 64x48 frames",
+        "error: names both sizes; give one mask per frame (or one for all) of the frames' size",
+        lambda c: _combine_mask_graph(c, 32), needles=("Video Combine", "mask", "64x48", "same size")),
     Row("lv_missing", "Load Video (Path)", "a video path that does not exist",
         "error: file not found (names video_path and the path)",
         lambda c: _load_video_graph(c, "broken_missing.mp4"), needles=("Load Video (Path)", "video_path", "not found")),
@@ -338,9 +352,32 @@ ROWS: list[Row] = [
     Row("lv_corrupt", "Load Video (Path)", "random bytes named .mp4", "error: not a video or corrupt (names the file)",
         lambda c: _load_video_graph(c, "broken_corrupt.mp4"),
         needles=("Load Video (Path)", "broken_corrupt.mp4", "corrupt")),
+    Row("lv_playlist", "Load Video (Path)", "an HLS playlist (.m3u8) whose segment lies outside input/",
+        "refused before ffmpeg opens anything it lists: only self-contained video files are read",
+        lambda c: _load_video_graph(c, "broken_playlist.m3u8"),
+        needles=("Load Video (Path)", "broken_playlist.m3u8", "HLS playlist", "self-contained")),
+    Row("lv_nul", "Load Video (Path)", "a path containing a NUL character",
+        "error: video_path contains a NUL character",
+        lambda c: _load_video_graph(c, "clip\0.mp4"), needles=("Load Video (Path)", "video_path", "NUL")),
+    Row("lv_too_large", "Load Video (Path)", "custom size 8192x8192 on a 200-frame clip",
+        "error before decoding: the GB needed and the limit; lower frame_load_cap, select_every_nth or the size",
+        lambda c: _load_video_graph(c, "broken_long.mp4", custom_width=8192, custom_height=8192),
+        needles=("Load Video (Path)", "200 frames", "GB", "frame_load_cap", "custom_width")),
     Row("seq_fewer_masks", "Load Image Sequence", "image/ with 3 frames, mask/ with 2",
         "error: names the counts and asks for one mask per image",
         lambda c: _sequence_graph(c, "broken_masks"), needles=("Load Image Sequence", "folder", "mask", "3", "2")),
+    Row("seq_link_outside", "Load Image Sequence", "a frame that is a link to a file outside input/",
+        "error naming the link: it leads outside ComfyUI's input folder",
+        lambda c: _sequence_graph(c, "broken_seq_link"),
+        needles=("Load Image Sequence", "1.png", "link", "outside ComfyUI's input folder")),
+    Row("vc_prefix_too_long", "Video Combine", "a 5,000-character filename_prefix",
+        "error: too long, with the file system's limit; shorten it",
+        lambda c: _combine_graph(c, filename_prefix="x" * 5000),
+        needles=("Video Combine", "filename_prefix", "too long", "shorten")),
+    Row("vc_prefix_link_outside", "Video Combine", "filename_prefix through a linked folder in output/ leading out",
+        "error: resolves outside the output folder; no folder is made there",
+        lambda c: _combine_graph(c, filename_prefix="broken_link_out/new/clip"),
+        needles=("Video Combine", "filename_prefix", "outside the output folder")),
 ]
 
 
@@ -387,6 +424,30 @@ def _write_broken_files(ctx: Ctx) -> list[Path]:
     put(INPUT / "broken_empty.mp4", b"")
     put(INPUT / "broken_corrupt.mp4", random.Random(7).randbytes(4096))
     put(OUTPUT / "broken_file_as_dir", b"a file where Video Combine would want a folder")
+    outside = ctx.tmp / "outside"
+    outside.mkdir()
+    with av.open(str(outside / "secret.ts"), "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width = stream.height = 16
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((16, 16, 3), 99, np.uint8), format="rgb24")))
+        container.mux(stream.encode())
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{outside / 'secret.ts'}\n#EXT-X-ENDLIST\n"
+    put(INPUT / "broken_playlist.m3u8", playlist.encode())
+    with av.open(str(INPUT / "broken_long.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width = stream.height = 16
+        for _ in range(200):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode())
+    made.append(INPUT / "broken_long.mp4")
+    Image.new("RGB", (16, 16), 99).save(outside / "secret.png")
+    (INPUT / "broken_seq_link").mkdir(exist_ok=True)
+    Image.new("RGB", (16, 16), 0).save(INPUT / "broken_seq_link" / "0.png")
+    (INPUT / "broken_seq_link" / "1.png").symlink_to(outside / "secret.png")
+    made.append(INPUT / "broken_seq_link")
+    (outside / "linked").mkdir()
+    (OUTPUT / "broken_link_out").symlink_to(outside / "linked", target_is_directory=True)
+    made.append(OUTPUT / "broken_link_out")
     for sub, count in (("image", 3), ("mask", 2)):
         folder = INPUT / "broken_masks" / sub
         folder.mkdir(parents=True, exist_ok=True)
@@ -405,8 +466,9 @@ def ctx(sd15_file, motion_module_file, motion_lora_file, tmp_path_factory):
     shutil.rmtree(OUTPUT / PREFIX, ignore_errors=True)
     made = _write_broken_files(context)
     yield context
+    assert not any((context.tmp / "outside" / "linked").iterdir()), "Video Combine made something through the link"
     for path in made:
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)

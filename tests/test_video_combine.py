@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import BASE_DIR, call_node, pack_module
+from node_runner import run_node
 from PIL import Image
 
 import comfy.model_management
-import nodes
 from comfy_api.latest import InputImpl, io
 from comfy_extras.nodes_video import GetVideoComponents
 
@@ -44,8 +44,7 @@ def colour_frames(count: int, height: int = 48, width: int = 64) -> torch.Tensor
 def run(hidden: dict | None = None, **inputs) -> io.NodeOutput:
     """Run the node like the executor, keeping the UI result that call_node drops."""
     defaults = {"fps": 8.0, "save_gif": True, "save_mp4": True}
-    cls = nodes.NODE_CLASS_MAPPINGS[NODE].PREPARE_CLASS_CLONE(hidden or {})
-    return cls.EXECUTE_NORMALIZED(**{**defaults, **inputs})
+    return run_node(NODE, hidden, **{**defaults, **inputs})
 
 
 @pytest.fixture
@@ -122,8 +121,11 @@ def test_every_format_decodes_back_with_count_size_fps(prefix):
     assert isinstance(video, InputImpl.VideoFromFile)
     assert video.get_dimensions() == (64, 48)
     assert out.ui["animateflow"][0]["filename"].endswith(".mp4")
-    assert [item["format"] for item in out.ui["animateflow"]] == ["video/h264-mp4", "video/webm", "image/gif"]
-    assert all(item["subfolder"] == str(Path(prefix).parent) for item in out.ui["animateflow"])
+    previews = out.ui["animateflow"]
+    assert [item["format"] for item in previews] == ["video/h264-mp4", "video/webm", "image/gif", "image/png"]
+    assert [item["role"] for item in previews] == ["video", "video", "animation", "poster"]
+    assert all(item["subfolder"] == str(Path(prefix).parent) for item in previews[:3])
+    assert previews[3]["type"] == "temp" and previews[3]["subfolder"] == ""
 
 
 def test_fractional_fps_and_gif_centiseconds(prefix):
@@ -244,7 +246,7 @@ def test_odd_size_is_padded_for_mp4_and_said_so(prefix, caplog):
 def test_ffmpeg_error_surfaces_its_message_and_leaves_no_files(prefix):
     ffmpeg_writer = pack_module("media.ffmpeg_writer")
     # A 20000x2 frame is a valid IMAGE and GIF, but x264 refuses that size: ffmpeg's own words must surface.
-    refusal = r"ffmpeg could not write the MP4: .*invalid width x height"
+    refusal = r"ffmpeg could not write the H.264 MP4: .*invalid width x height"
     with pytest.raises(ffmpeg_writer.FFmpegError, match=refusal) as err:
         run(images=colour_frames(2, height=2, width=20000), filename_prefix=prefix)
     assert "Video Combine" in str(err.value)
