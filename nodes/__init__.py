@@ -5,10 +5,11 @@ Each node module exports `NODES`, the node classes it defines; this file only ga
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import (context_nodes, input_nodes, interpolate_nodes, latent_nodes, motion_nodes, sampling_nodes,
-               video_nodes)
+from . import (context_nodes, input_nodes, interpolate_nodes, latent_nodes, motion_nodes, motion_scale_nodes,
+               sampling_nodes, video_nodes)
 
-NODE_MODULES = (context_nodes, input_nodes, interpolate_nodes, latent_nodes, motion_nodes, sampling_nodes, video_nodes)
+NODE_MODULES = (context_nodes, input_nodes, interpolate_nodes, latent_nodes, motion_nodes, motion_scale_nodes,
+                sampling_nodes, video_nodes)
 
 
 class AnimateFlowExtension(ComfyExtension):
