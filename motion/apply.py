@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..sampling.context_options import require_context_options
-from . import beta_schedules, fast_path, inject, key_scale, v1_groupnorm
+from . import beta_schedules, fast_path, inject, key_scale, motion_watch, v1_groupnorm
 from .errors import MotionApplyError
 from .loader import MotionModule
 from .scale_schedule import LayerScales, MotionScaleSchedule
@@ -21,12 +21,13 @@ NODE = inject.NODE
 
 def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, beta_schedule: str = "auto",
                         context_options=None, fast_mode: str = "auto", scale_schedule: MotionScaleSchedule | None = None,
-                        attention_key_scale: float = 1.0):
+                        attention_key_scale: float = 1.0, node_id: str | None = None):
     """A clone of `model` that samples videos with `motion`; `model` itself is left as it was.
 
     fast_mode "auto" runs the motion modules through `fast_path` where it can (CUDA, fp16/bf16), "off" never.
     `scale_schedule` (Motion Scale Schedule) multiplies motion_scale per frame, block and region;
     `attention_key_scale` multiplies the temporal attention's keys (the leading pack's "scale").
+    `node_id` is the Apply Motion Module node's, where warnings about motion that did not happen are shown.
     """
     fmt = motion.format
     if not math.isfinite(motion_scale) or motion_scale < 0:
@@ -50,7 +51,11 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
 
     patched = model.clone()
     scales = LayerScales(motion_scale, scale_schedule, inject.block_names(points))
-    inject.inject(patched, motion_patcher, points, scales, fast_mode)
+    watch = motion_watch.MotionWatch(node_id)
+    inject.inject(patched, motion_patcher, points, scales, fast_mode, watch)
+    motion_watch.attach(patched, watch)
+    if scales.never_moves():
+        motion_watch.warn(node_id, motion_watch.scale_zero_text())
     if fmt.groupnorm_over_frames:
         v1_groupnorm.attach(patched)
     beta_schedules.apply(patched, schedule)

@@ -85,6 +85,7 @@ class ApplyMotionModule(io.ComfyNode):
                                        "call motion_scale); our motion_scale is its 'effect'."),
             ],
             outputs=[io.Model.Output(tooltip="The model with the motion module; connect it to the sampler.")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
@@ -94,7 +95,8 @@ class ApplyMotionModule(io.ComfyNode):
         return io.NodeOutput(apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
                                                        context_options, fast_mode=fast_path,
                                                        scale_schedule=motion_scale_schedule,
-                                                       attention_key_scale=attention_key_scale))
+                                                       attention_key_scale=attention_key_scale,
+                                                       node_id=cls.hidden.unique_id if cls.hidden else None))
 
 
 class MotionLoRALoader(io.ComfyNode):

@@ -5,6 +5,7 @@ against a module whose key weights were multiplied by hand."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -139,10 +140,8 @@ def test_schedule_blocks_and_mask_equal_the_scale_applied_by_hand(base, with_mas
     x = torch.randn(videos * frames, 4, 8, 8, generator=gen)
     context = torch.randn(videos, 77, SMALL_CONTEXT_DIM, generator=gen).repeat_interleave(frames, 0)
     extra = None
-    if window is not None:
-        from comfy.context_windows import IndexListContextWindow
-
-        extra = {"context_window": IndexListContextWindow(window, dim=0)}
+    if window is not None:  # what ComfyUI's window handler puts in transformer_options: a window with index_list
+        extra = {"context_window": SimpleNamespace(index_list=window)}
     calls = _calls(model, motion, x, context, extra)
     assert len(calls) == 21
     idx = window if window is not None else list(range(frames))
