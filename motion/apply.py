@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from ..sampling import live_preview as live
 from ..sampling.context_options import require_context_options
 from . import beta_schedules, fast_path, inject, key_scale, motion_watch, v1_groupnorm
 from .errors import MotionApplyError
@@ -21,13 +22,14 @@ NODE = inject.NODE
 
 def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, beta_schedule: str = "auto",
                         context_options=None, fast_mode: str = "auto", scale_schedule: MotionScaleSchedule | None = None,
-                        attention_key_scale: float = 1.0, node_id: str | None = None):
+                        attention_key_scale: float = 1.0, node_id: str | None = None, live_preview: bool = True):
     """A clone of `model` that samples videos with `motion`; `model` itself is left as it was.
 
     fast_mode "auto" runs the motion modules through `fast_path` where it can (CUDA, fp16/bf16), "off" never.
     `scale_schedule` (Motion Scale Schedule) multiplies motion_scale per frame, block and region;
     `attention_key_scale` multiplies the temporal attention's keys (the leading pack's "scale").
     `node_id` is the Apply Motion Module node's, where warnings about motion that did not happen are shown.
+    `live_preview` sends all frames of each step to the editor as an animation while sampling.
     """
     fmt = motion.format
     if not math.isfinite(motion_scale) or motion_scale < 0:
@@ -63,4 +65,5 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
         from ..sampling.context_handler import attach_context_options
 
         attach_context_options(patched, context_options)
+    live.attach(patched, live_preview)
     return patched

@@ -83,6 +83,10 @@ class ApplyMotionModule(io.ComfyNode):
                                        "frame attends more sharply to the frames most like it, below 1 it averages "
                                        "over all frames. This is AnimateDiff-Evolved's 'scale' (which it used to "
                                        "call motion_scale); our motion_scale is its 'effect'."),
+                io.Boolean.Input("live_preview", default=True, optional=True,
+                                 tooltip="While sampling, show all frames of the current step in the editor as a "
+                                         "small looping animation (ComfyUI's latent preview method, Latent2RGB when "
+                                         "previews are off), at most 5% of sampling time."),
             ],
             outputs=[io.Model.Output(tooltip="The model with the motion module; connect it to the sampler.")],
             hidden=[io.Hidden.unique_id],
@@ -91,12 +95,13 @@ class ApplyMotionModule(io.ComfyNode):
     @classmethod
     def execute(cls, model, motion_module, motion_scale: float, beta_schedule: str,
                 context_options=None, fast_path: str = "auto", motion_scale_schedule=None,
-                attention_key_scale: float = 1.0) -> io.NodeOutput:
+                attention_key_scale: float = 1.0, live_preview: bool = True) -> io.NodeOutput:
         return io.NodeOutput(apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
                                                        context_options, fast_mode=fast_path,
                                                        scale_schedule=motion_scale_schedule,
                                                        attention_key_scale=attention_key_scale,
-                                                       node_id=cls.hidden.unique_id if cls.hidden else None))
+                                                       node_id=cls.hidden.unique_id if cls.hidden else None,
+                                                       live_preview=live_preview))
 
 
 class MotionLoRALoader(io.ComfyNode):
