@@ -2,8 +2,9 @@
 //
 // The server (sampling/live_preview.py) sends the `animateflow.live_preview` event with one JPEG sheet of the
 // frames tiled row by row and its layout; this panel cuts the frames out again and cycles through them on a
-// canvas. It floats in the editor's corner (rather than on the sampler node, whose own single-image preview
-// stays as ComfyUI draws it), names the node and the step, and can be closed until the next run.
+// canvas. It floats at the editor's right edge, below the run controls and clear of the canvas controls in the
+// bottom corner (rather than on the sampler node, whose own single-image preview stays as ComfyUI draws it),
+// names the node and the step, and can be closed until the next run.
 // data-* attributes on the panel (step, frame, updates) let tests watch it.
 
 import { app } from "../../scripts/app.js";
@@ -28,7 +29,7 @@ class LivePreviewPanel {
     const root = document.createElement("div");
     root.className = "animateflow-live-preview";
     Object.assign(root.style, {
-      position: "fixed", right: "16px", bottom: "16px", zIndex: 1000, padding: "6px",
+      position: "fixed", right: "16px", top: "190px", zIndex: 1000, padding: "6px",
       background: "rgba(24, 24, 24, 0.92)", color: "#ddd", font: "12px sans-serif", borderRadius: "6px",
       boxShadow: "0 2px 8px rgba(0, 0, 0, 0.5)", display: "none",
     });
