@@ -16,12 +16,15 @@ noise (the paper's `add_noise` to σ₀ with the initial noise), and start(σ, �
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import torch
 
 from . import noise as frame_noise
+
+log = logging.getLogger(__name__)
 
 FILTERS = ("butterworth", "gaussian", "ideal")
 WRAPPER_KEY = "AnimateFlow_FreeInit"
@@ -131,6 +134,10 @@ def sampler_sample_wrapper(options: FreeInitOptions):
     def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask=None,
                 disable_pbar=False):
         if options.iterations == 1 or noise.ndim != 4 or noise.shape[0] < 1:
+            return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+        if not torch.count_nonzero(noise):
+            log.info("%s: the sampler adds no noise (add_noise disabled), so there is nothing to re-initialise; "
+                     "sampling once.", NODE)
             return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
         total = len(sigmas) - 1
         steps = [iteration_steps(total, options.iterations, k, options.coarse_to_fine) for k in range(options.iterations)]

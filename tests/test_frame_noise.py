@@ -43,9 +43,11 @@ def test_frame_noise_sampler_draws_per_frame_sequences():
         assert torch.equal(long()[:2], short())
 
 
-@pytest.mark.parametrize("sampler", ["euler_ancestral", "lcm", "dpmpp_2m_sde"])
-@pytest.mark.parametrize("run", [ksampler, ksampler_advanced, sampler_custom_advanced],
-                         ids=["KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced"])
+@pytest.mark.parametrize("run, sampler", [(ksampler, "euler_ancestral"), (ksampler, "lcm"), (ksampler, "dpmpp_2m_sde"),
+                                          (ksampler_advanced, "euler_ancestral"),
+                                          (sampler_custom_advanced, "euler_ancestral")],
+                         ids=["KSampler-euler_ancestral", "KSampler-lcm", "KSampler-dpmpp_2m_sde",
+                              "KSamplerAdvanced-euler_ancestral", "SamplerCustomAdvanced-euler_ancestral"])
 def test_first_16_frames_of_32_equal_the_16_frame_render(tiny, run, sampler):
     model = per_frame(tiny)
     short = run(model, 16, seed=9, steps=3, sampler=sampler)

@@ -126,6 +126,12 @@ def test_one_iteration_is_plain_sampling_exactly(tiny, run):
     assert not torch.equal(run(with_freeinit(tiny, iterations=2), 4, sampler="euler_ancestral"), plain)
 
 
+def test_disabled_noise_samples_once(tiny):
+    """FreeInit re-noises with the first pass's noise; with add_noise disabled there is none to keep."""
+    plain = ksampler_advanced(tiny, 3, add_noise="disable")
+    assert torch.equal(ksampler_advanced(with_freeinit(tiny), 3, add_noise="disable"), plain)
+
+
 class _Recorder:
     """An inner SAMPLER_SAMPLE wrapper that records what each sampler pass starts from and returns."""
 
