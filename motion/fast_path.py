@@ -86,7 +86,7 @@ def short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: in
     return (weights @ v).transpose(1, 2).reshape(sequences, frames, inner)
 
 
-def transformer_math(x: torch.Tensor, frames: int, scale: float, heads: int, params: tuple,
+def transformer_math(x: torch.Tensor, frames: int, scale: float | torch.Tensor, heads: int, params: tuple,
                      attention=short_attention) -> torch.Tensor:
     """TemporalTransformer3D's forward (scale and residual included) on plain tensors, in the (b d) f c layout.
 
@@ -172,18 +172,21 @@ def attention_kernel(device: torch.device | str = "cuda"):
     return _attention
 
 
-def forward(layer: VanillaTemporalModule, x: torch.Tensor, frames: int, scale: float = 1.0) -> torch.Tensor:
-    """The fast path's stand-in for `layer(x, frames, scale)`; a compile failure switches to the plain path for good."""
+def forward(layer: VanillaTemporalModule, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """The fast path's stand-in for `layer(x, frames, scale)`; a compile failure switches to the plain path for good.
+    A tensor `scale` (a per-frame/per-pixel motion scale, broadcast over (b·f, C, h, w)) is one more graph input."""
     global _compile_failure
-    if scale == 0.0:
+    if not isinstance(scale, torch.Tensor) and scale == 0.0:
         return x
+    if not isinstance(scale, torch.Tensor):
+        scale = float(scale)
     comfy.ops.run_every_op()
     transformer = layer.temporal_transformer
     heads = transformer.transformer_blocks[0].attention_blocks[0].heads
     params = gather_params(transformer, x)
     try:
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-            return compiled_math()(x, frames, float(scale), heads, params, attention_kernel(x.device))
+            return compiled_math()(x, frames, scale, heads, params, attention_kernel(x.device))
     except torch.cuda.OutOfMemoryError:
         raise
     except Exception as error:  # no Triton, no C compiler, an inductor bug: eager is slower but right

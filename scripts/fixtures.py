@@ -35,7 +35,17 @@ MOTION_MODULE_FILES = {
     "animatelcm": "AnimateLCM_sd15_t2v.ckpt",
     "sdxl": "mm_sdxl_v10_beta.safetensors",
     "hotshot": "hsxl_temporal_layers.safetensors",
+    "lightning4": "animatediff_lightning_4step_comfyui.safetensors",
+    "lightning4_diffusers": "animatediff_lightning_4step_diffusers.safetensors",
 }
+# Encoding length stored per format (0: none stored, AnimateLCM recomputes it) and the formats with a mid block.
+# AnimateDiff-Lightning's ComfyUI files are laid out exactly like an fp16 v2 module without metadata (588
+# tensors; that layout saved in fp16 is 908,929,664 bytes, their size); its _diffusers files are diffusers'
+# MotionAdapter layout of the same. AnimateLCM has a mid block (its diffusers config: use_motion_mid_block).
+PE_LENGTHS = {"v1": 24, "v14": 24, "v2": 32, "v3": 32, "sdxl": 32, "hotshot": 24, "animatelcm": 0, "lightning4": 32,
+              "lightning4_diffusers": 32}
+WITH_MID = ("v2", "animatelcm", "lightning4", "lightning4_diffusers")
+DIFFUSERS_FORMATS = ("lightning4_diffusers",)
 MOTION_LORA_FILE = "v2_lora_PanLeft.ckpt"
 MOTION_DIRECTOR_LORA_FILE = "500_motion_director_lora_r8_temporal_unet.safetensors"
 MOTION_DIRECTOR_METADATA = {"model_type": "motion_director", "rank": "8"}
@@ -130,7 +140,7 @@ def motion_module_places(fmt: str) -> list[tuple[str, int]]:
     for i, c in enumerate(down):
         for j in range(2):
             places.append((f"down_blocks.{i}.motion_modules.{j}.", c))
-    if fmt == "v2":
+    if fmt in WITH_MID:
         places.append(("mid_block.motion_modules.0.", 1280))
     for i, c in enumerate(reversed(down)):
         for j in range(3):
@@ -138,22 +148,43 @@ def motion_module_places(fmt: str) -> list[tuple[str, int]]:
     return places
 
 
-def motion_module_state_dict(fmt: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random motion module in the official layout of `fmt` (see motion-module-formats.md)."""
-    pe_length = {"v1": 24, "v14": 24, "v2": 32, "v3": 32, "sdxl": 32, "hotshot": 24, "animatelcm": 0}[fmt]
+_DIFFUSERS_NAMES = (("attention_blocks.0.", "attn1."), ("attention_blocks.1.", "attn2."), ("norms.0.", "norm1."),
+                    ("norms.1.", "norm2."), ("ff_norm.", "norm3."))
+
+
+def _diffusers_key(key: str) -> str | None:
+    """An official motion module key in diffusers' MotionAdapter naming; None for the second attention block's
+    encoding (diffusers keeps one `pos_embed.pe` per transformer block)."""
+    key = key.replace("temporal_transformer.", "")
+    if key.endswith("attention_blocks.1.pos_encoder.pe"):
+        return None
+    key = key.replace("attention_blocks.0.pos_encoder.pe", "pos_embed.pe")
+    for official, diffusers in _DIFFUSERS_NAMES:
+        key = key.replace(official, diffusers)
+    return key
+
+
+def motion_module_state_dict(fmt: str, seed: int = 0, shrink: int = 1, meta: bool = False) -> dict[str, torch.Tensor]:
+    """A random motion module laid out as `fmt`'s files are (see motion-module-formats.md), channels divided by
+    `shrink`; meta tensors when only the layout matters. A diffusers-layout format holds exactly the weights of
+    its official-layout twin, renamed."""
+    pe_length = PE_LENGTHS[fmt]
     sd: dict[str, torch.Tensor] = {}
     for prefix, c in motion_module_places(fmt):
+        c //= shrink
         if fmt == "hotshot":
             base = prefix.replace("motion_modules.", "temporal_attentions.")
         else:
             base = prefix + "temporal_transformer."
         for name, shape in _module_shapes(c).items():
-            sd[base + name] = random_tensor(base + name, shape, seed)
+            sd[base + name] = torch.empty(shape, device="meta") if meta else random_tensor(base + name, shape, seed)
         if pe_length:
-            pe = sinusoidal_encoding(pe_length, c)
+            pe = torch.empty(1, pe_length, c, device="meta") if meta else sinusoidal_encoding(pe_length, c)
             for a in (0, 1):
                 enc = "positional_encoding" if fmt == "hotshot" else "pe"
                 sd[f"{base}transformer_blocks.0.attention_blocks.{a}.pos_encoder.{enc}"] = pe
+    if fmt in DIFFUSERS_FORMATS:
+        sd = {_diffusers_key(k): v for k, v in sd.items() if _diffusers_key(k) is not None}
     return sd
 
 

@@ -30,7 +30,8 @@ def editor(server, sd15_file, motion_module_file, motion_lora_file, example_inpu
     require_browser()
     from playwright.sync_api import sync_playwright
 
-    motion_module_file("v2")
+    for fmt in ("v2", "lightning4"):  # every module an example names, so its combo offers the file
+        motion_module_file(fmt)
     errors: list[str] = []
     with sync_playwright() as pw:
         executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
