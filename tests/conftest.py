@@ -1,9 +1,13 @@
-"""Test session set-up: a real ComfyUI in-process and as an HTTP server, random-weight models.
+"""Test session set-up: a real ComfyUI in-process and as an HTTP server, random-weight models, the two tiers.
 
 The host is imported once per session with `--cpu --base-directory <test base>`, so every test that
 touches ComfyUI sees the same folders as the server it starts. Random models are generated into that
 base directory under the names a user would have (never into a user's folders) and reused across
 runs on the same machine, since they are deterministic.
+
+Tiers: a test that uses a model file, the server or the editor (any fixture in HOST_FIXTURES, or a module marked
+`host`) is in the host tier and gets the `host` marker; every other test is in the fast tier (`fast`), which
+runs in seconds: `-m fast` / `-m host` select one. scripts/test.sh runs the host tier on every further host.
 """
 
 from __future__ import annotations
@@ -127,5 +131,31 @@ def example_inputs():
     fixtures.ensure_controlnet(MODELS / "controlnet")
 
 
+# Fixtures that make a test a host-tier test: generated model files, the server, the editor.
+HOST_FIXTURES = frozenset({"sd15", "sd15_file", "motion_module_file", "motion_lora_file", "server", "example_inputs"})
+
+
 def pytest_configure(config):
     logging.getLogger("PIL").setLevel(logging.INFO)
+
+
+def pytest_report_header(config):
+    """Which host and editor this run tests, since scripts/test.sh runs the suite on several."""
+    from importlib import metadata
+
+    import comfyui_version
+
+    try:
+        editor = metadata.version("comfyui-frontend-package")
+    except metadata.PackageNotFoundError:
+        editor = "not installed"
+    return (f"ComfyUI {comfyui_version.__version__} at {comfy_host.comfy_dir()}, "
+            f"comfyui-frontend-package {editor}, test base {BASE_DIR}")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("host") is None and HOST_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.host)
+        if item.get_closest_marker("host") is None:
+            item.add_marker(pytest.mark.fast)
