@@ -9,7 +9,8 @@
 #           carries a 0.8.0 tree, so it is unpacked from comfyui-0.8.0.tar.gz in ANIMATEFLOW_HOST_ARCHIVES
 #           (default: ../shared/hosts beside this repository, checked against its sha256). Without the archive
 #           that host is skipped with a warning, or fails the set-up when asked for by name or on CI.
-# COMFYUI_DIR=<your ComfyUI checkout> replaces the list by that one tree (venv: ANIMATEFLOW_VENV or .work/venv).
+# COMFYUI_DIR=<your ComfyUI checkout> replaces the list by that one tree, host "custom" (venv: ANIMATEFLOW_VENV or
+# .work/venv; the tree's own requirements, frontend included).
 #
 # Prints one line per host ready: `HOST=<name>\tVENV=<venv>\tCOMFYUI_DIR=<tree>` (tab-separated).
 set -euo pipefail
@@ -107,8 +108,7 @@ install_host() {
 if [ -n "${COMFYUI_DIR:-}" ]; then
     comfy=$(cd "$COMFYUI_DIR" && pwd)
     log "using ComfyUI from COMFYUI_DIR=$comfy"
-    install_host "$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$comfy/comfyui_version.py" 2>/dev/null || echo custom)" \
-        "$comfy" "${ANIMATEFLOW_VENV:-$WORK/venv}" ""
+    install_host custom "$comfy" "${ANIMATEFLOW_VENV:-$WORK/venv}" ""
 else
     IFS=',' read -r -a hosts <<< "${ANIMATEFLOW_HOSTS:-0.3.75,0.8.0}"
     for name in "${hosts[@]}"; do

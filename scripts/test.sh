@@ -9,8 +9,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${ANIMATEFLOW_WORK:-$ROOT/.work}
 cd "$ROOT"
 
-mapfile -t hosts < <(bash scripts/setup.sh --with-browser)
-[ "${#hosts[@]}" -gt 0 ] || { echo "[test] no host was set up" >&2; exit 1; }
+ready=$(bash scripts/setup.sh --with-browser)
+mapfile -t hosts <<< "$ready"
+[ -n "$ready" ] || { echo "[test] no host was set up" >&2; exit 1; }
 
 models=$WORK/test-models
 mkdir -p "$models"
