@@ -4,6 +4,14 @@ Each bridge names the host behaviour it covers and tells the hosts apart by what
 parameter), never by its version string, so a host between or after the tested ones takes whichever path its API
 fits. tests/test_host_internals.py pins every host internal the pack leans on, so a host change that breaks an
 assumption fails there, by name, rather than deep in a render.
+
+Differences that need no bridge, because the public API states the same thing on every host:
+- Output labels: an output without `display_name` is labelled by its type on 0.3.75 and by its id on 0.8.0, so
+  every output of ours that has an id also names its `display_name` (README's node reference, generated on one
+  host, is checked on each).
+- The editor extension: `[tool.comfy] web` in pyproject.toml and `WEB_DIRECTORY` both register web/, under the
+  project name and the folder name; a folder named otherwise loaded every script twice. Only `WEB_DIRECTORY`
+  (read by every host, with or without pyproject support) registers it.
 """
 
 from __future__ import annotations
