@@ -132,6 +132,12 @@ class ComfyClient:
     def interrupt(self) -> None:
         self.request("/interrupt", {})
 
+    def free_memory(self, settle: float = 1.0) -> None:
+        """Ask the server to unload its models and drop its node cache (POST /free), then give it a moment: the
+        server does it between prompts, on its worker thread, right after the request wakes it."""
+        self.request("/free", {"unload_models": True, "free_memory": True})
+        time.sleep(settle)
+
     def view(self, filename: str, subfolder: str = "", folder_type: str = "output") -> bytes:
         query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": folder_type})
         return self.get_bytes(f"/view?{query}")
