@@ -20,8 +20,8 @@ summary=()
 for i in "${!hosts[@]}"; do
     IFS=$'\t' read -r name venv comfy <<< "${hosts[$i]}"
     name=${name#HOST=} venv=${venv#VENV=} comfy=${comfy#COMFYUI_DIR=}
-    base=$WORK/test-base
-    [ "$i" = 0 ] || base=$WORK/test-base-$name
+    base=${ANIMATEFLOW_TEST_BASE:-$WORK/test-base}
+    [ "$i" = 0 ] || base=$base-$name
     mkdir -p "$base"
     [ -e "$base/models" ] || ln -s "$models" "$base/models"
     tier=()

@@ -46,11 +46,14 @@ def launch(pw):
 
 
 def ours(message) -> bool:
-    """A console error about the pack: it names us or an extension (the editor logs a failed import or a duplicate
-    registration there instead of throwing). The host's own noise (404s for user files it probes, its jobs API, the
-    unreachable internet) is not ours."""
-    text = f"{message.text} {message.location.get('url', '')}".lower()
-    return "animateflow" in text or comfy_host.PACK_DIR_NAME.lower() in text or "extension" in text
+    """A console error about the pack: the editor logs a failed import or a duplicate registration of an extension
+    there instead of throwing, naming the extension or its URL. The host's own noise (404s for user files it
+    probes, its jobs API, the unreachable internet) is not ours."""
+    url = message.location.get("url", "")
+    if message.text.startswith("Failed to load resource"):
+        return f"/extensions/{comfy_host.PACK_DIR_NAME}/" in url
+    text = f"{message.text} {url}".lower()
+    return "animateflow" in text or comfy_host.PACK_DIR_NAME.lower() in text
 
 
 def open_editor(browser, server, width: int = 1280, height: int = 900):
@@ -59,7 +62,8 @@ def open_editor(browser, server, width: int = 1280, height: int = 900):
     page = browser.new_page(viewport={"width": width, "height": height})
     page.errors = []
     page.on("pageerror", lambda err: page.errors.append(f"pageerror: {err}"))
-    page.on("console", lambda msg: msg.type == "error" and ours(msg) and page.errors.append(f"console: {msg.text}"))
+    page.on("console", lambda msg: msg.type == "error" and ours(msg)
+            and page.errors.append(f"console: {msg.text} ({msg.location.get('url', '')})"))
     skip_first_visit_templates(server)
     page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
     page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph"
