@@ -106,7 +106,8 @@ def release_models_after_each_module():
     them beside the next module's copy in the other process took the run past 16 GB. Reloading costs seconds."""
     yield
     for client in _servers:
-        client.free_memory()
+        if client.server.process.poll() is None:
+            client.free_memory()
     import comfy.model_management
 
     comfy.model_management.unload_all_models()
