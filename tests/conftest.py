@@ -12,6 +12,7 @@ runs in seconds: `-m fast` / `-m host` select one. scripts/test.sh runs the host
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import math
@@ -26,6 +27,17 @@ from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+# glibc keeps freed blocks below its dynamic mmap threshold (which climbs to 32 MB) in the heap, so a process that
+# freed a 4 GB model kept most of it resident, and each module's models piled up. A fixed 1 MB threshold hands freed
+# weights back to the system (measured: 6.3 GB freed, 0.1 GB kept instead of 2-5 GB) at no measurable cost. Set for
+# this process and, through the environment, for the server and the memory probes it starts.
+MALLOC_MMAP_THRESHOLD = 1 << 20
+os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MALLOC_MMAP_THRESHOLD))
+try:
+    ctypes.CDLL(None).mallopt(-3, MALLOC_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+except AttributeError:  # not glibc
+    pass
 
 from scripts import comfy_host, fixtures, inprocess  # noqa: E402
 
