@@ -146,10 +146,8 @@ class ComfyClient:
 class ComfyServer:
     """ComfyUI's own `main.py` as a child process on a loopback port, logging to a file."""
 
-    def __init__(self, base: Path, port: int | None = None, log_path: Path | None = None,
-                 host_args: tuple[str, ...] = ()):
+    def __init__(self, base: Path, port: int | None = None, log_path: Path | None = None):
         self.base = prepare_base(base)
-        self.host_args = tuple(host_args)
         self.port = port or free_port()
         self.log_path = Path(log_path or self.base / "comfyui-server.log")
         self.process: subprocess.Popen | None = None
@@ -157,7 +155,7 @@ class ComfyServer:
 
     def start(self, timeout: float = 180) -> ComfyClient:
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:", *self.host_args]
+               "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:"]
         self._log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(cmd, cwd=comfy_dir(), stdout=self._log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -101,13 +101,8 @@ _servers: list[comfy_host.ComfyClient] = []
 
 @pytest.fixture(scope="session")
 def server(sd15_file):
-    """A ComfyUI server process with the pack, on the same base directory as the in-process host.
-
-    With --disable-smart-memory (ComfyUI's own option for machines short of RAM) the server unloads every model
-    after each prompt instead of keeping each one it ever loaded: a module that loads a checkpoint and four motion
-    modules in turn (test_bad_inputs) held 12 GB in the server alone without it. The node cache still keeps the
-    last prompt's models, so consecutive prompts share them."""
-    srv = comfy_host.ComfyServer(BASE_DIR, log_path=BASE_DIR / "server.log", host_args=("--disable-smart-memory",))
+    """A ComfyUI server process with the pack, on the same base directory as the in-process host."""
+    srv = comfy_host.ComfyServer(BASE_DIR, log_path=BASE_DIR / "server.log")
     client = srv.start()
     client.server = srv
     _servers.append(client)
