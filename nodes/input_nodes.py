@@ -53,10 +53,13 @@ def _option_inputs() -> list[io.Input]:
 
 def _video_outputs() -> list[io.Output]:
     return [
-        io.Image.Output("images", tooltip="The loaded frames."),
-        io.Int.Output("frame_count", tooltip="How many frames were loaded: feed it to frames/batch size."),
-        io.Float.Output("fps", tooltip="Frame rate of the loaded frames: feed it to Video Combine."),
-        io.Audio.Output("audio", tooltip="The audio of the loaded span; None when the file has no audio track."),
+        io.Image.Output("images", display_name="images", tooltip="The loaded frames."),
+        io.Int.Output("frame_count", display_name="frame_count",
+                      tooltip="How many frames were loaded: feed it to frames/batch size."),
+        io.Float.Output("fps", display_name="fps",
+                        tooltip="Frame rate of the loaded frames: feed it to Video Combine."),
+        io.Audio.Output("audio", display_name="audio",
+                        tooltip="The audio of the loaded span; None when the file has no audio track."),
     ]
 
 
@@ -168,9 +171,11 @@ class LoadImageSequence(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Image.Output("images", tooltip="The frames, sorted naturally (frame2 before frame10)."),
-                io.Mask.Output("masks", tooltip="One mask per frame from mask/ (white = repaint); all 0 without it."),
-                io.Int.Output("count", tooltip="How many frames were loaded."),
+                io.Image.Output("images", display_name="images",
+                                tooltip="The frames, sorted naturally (frame2 before frame10)."),
+                io.Mask.Output("masks", display_name="masks",
+                               tooltip="One mask per frame from mask/ (white = repaint); all 0 without it."),
+                io.Int.Output("count", display_name="count", tooltip="How many frames were loaded."),
             ],
         )
 

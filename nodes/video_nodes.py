@@ -100,10 +100,11 @@ class VideoCombine(io.ComfyNode):
                                       "alpha is used."),
             ],
             outputs=[
-                io.String.Output("file_paths", tooltip="Full paths of the written files, one per line."),
-                io.Video.Output("video", tooltip="The first video written (MP4, else WEBM, else the extra format) "
-                                                 "as a VIDEO for ComfyUI's video nodes; "
-                                                 "the frames themselves when neither was written."),
+                io.String.Output("file_paths", display_name="file_paths",
+                                 tooltip="Full paths of the written files, one per line."),
+                io.Video.Output("video", display_name="video",
+                                tooltip="The first video written (MP4, else WEBM, else the extra format) as a VIDEO "
+                                        "for ComfyUI's video nodes; the frames themselves when none was written."),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,

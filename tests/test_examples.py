@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import REPO_ROOT
 
-from scripts import fixtures, workflows
+from scripts import comfy_host, fixtures, workflows
 
 EXAMPLES = REPO_ROOT / "example_workflows"
 API_FILES = sorted((EXAMPLES / "api").glob("*.json"))
@@ -71,7 +71,7 @@ def test_ui_file_queues_as_its_api_twin(api_path, server):
 
 def test_template_browser_lists_examples(server):
     templates = server.request("/workflow_templates")
-    listed = set(templates.get("comfyui-animateflow", []))
+    listed = set(templates.get(comfy_host.PACK_DIR_NAME, []))
     assert {p.stem for p in API_FILES} <= listed
     assert "api" not in listed
 

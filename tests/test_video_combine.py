@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import BASE_DIR, call_node, pack_module
-from node_runner import run_node
 from PIL import Image
+
+from scripts import inprocess
 
 import comfy.model_management
 from comfy_api.latest import InputImpl, io
@@ -44,7 +45,7 @@ def colour_frames(count: int, height: int = 48, width: int = 64) -> torch.Tensor
 def run(hidden: dict | None = None, **inputs) -> io.NodeOutput:
     """Run the node like the executor, keeping the UI result that call_node drops."""
     defaults = {"fps": 8.0, "save_gif": True, "save_mp4": True}
-    return run_node(NODE, hidden, **{**defaults, **inputs})
+    return inprocess.run_v3_node(NODE, hidden, **{**defaults, **inputs})
 
 
 @pytest.fixture
@@ -314,7 +315,7 @@ def test_video_output_feeds_comfyui_video_nodes(prefix):
     images = grey_frames(5)
     _, video = call_node(NODE, images=images, fps=8.0, filename_prefix=prefix, save_gif=False, save_mp4=True)
     # comfy_extras are not loaded in-process: run ComfyUI's own node class directly.
-    frames, _, fps = GetVideoComponents.PREPARE_CLASS_CLONE({}).EXECUTE_NORMALIZED(video=video).args
+    frames, _, fps = inprocess.run_v3_node(GetVideoComponents, video=video).args
     assert frames.shape == (5, 48, 64, 3) and float(fps) == pytest.approx(8.0)
     assert frames[:, :, :, 0].mean(dim=(1, 2)).tolist() == pytest.approx(images[:, 0, 0, 0].tolist(), abs=0.02)
 

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import BASE_DIR
-from node_runner import run_node
 from PIL import Image
+
+from scripts import inprocess
 
 from comfy_api.latest import io
 
@@ -46,7 +47,7 @@ def frames_and_mask() -> tuple[torch.Tensor, torch.Tensor]:
 
 def run(prefix: str, **inputs):
     defaults = {"fps": FPS, "filename_prefix": prefix, "save_gif": False, "save_mp4": False}
-    return run_node(NODE, None, **{**defaults, **inputs})
+    return inprocess.run_v3_node(NODE, None, **{**defaults, **inputs})
 
 
 @pytest.fixture
@@ -163,7 +164,7 @@ def test_webp_with_alpha_loop_and_workflow(prefix):
     images, mask = frames_and_mask()
     hidden = {"prompt": {"1": {"class_type": "EmptyImage"}}, "workflow": {"nodes": []}}
     hidden_inputs = {io.Hidden.prompt: hidden["prompt"], io.Hidden.extra_pnginfo: {"workflow": hidden["workflow"]}}
-    out = run_node(NODE, hidden_inputs, images=images, fps=FPS, filename_prefix=prefix, save_gif=False, save_mp4=False,
+    out = inprocess.run_v3_node(NODE, hidden_inputs, images=images, fps=FPS, filename_prefix=prefix, save_gif=False, save_mp4=False,
                    extra_format="webp", mask=mask, loop_count=3, webp_quality=100)
     with Image.open(only_file(out, ".webp")) as webp:
         assert (webp.n_frames, webp.size, webp.info["loop"]) == (COUNT, (W, H), 3)
