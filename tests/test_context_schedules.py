@@ -1,7 +1,8 @@
-"""Context windows and fuse weights on plain lists: worked examples of the original extension's algorithm.
+"""Context windows and fuse weights on plain lists: worked examples.
 
-The expected windows were produced by the original `uniform` generator (sd-webui-animatediff,
-scripts/animatediff_infv2v.py) for its loop settings N / R-P / A, with repeated windows dropped.
+The expected windows at stride 1 are the original `uniform` generator's (sd-webui-animatediff,
+scripts/animatediff_infv2v.py) for its loop settings N / R-P / A, with repeated windows dropped; where N would leave
+frames out, `uniform` follows the leading ComfyUI pack (tests/test_context_coverage.py checks that over a scan).
 """
 
 import pytest
@@ -43,10 +44,18 @@ def test_uniform_worked_examples():
 
 
 def test_uniform_stride_adds_dilated_windows():
+    """A dilated window that would wrap is slid to the end too (the leading pack's standard_uniform)."""
     assert windows("uniform", 40, length=8, overlap=2, stride=2) == [
         r(0, 8), r(6, 14), r(12, 20), r(18, 26), r(24, 32), r(30, 38), r(32, 40),
-        list(range(0, 16, 2)), list(range(14, 30, 2)), [28, 30, 32, 34, 36, 38, 0, 2],
+        list(range(0, 16, 2)), list(range(14, 30, 2)), list(range(25, 40, 2)),
     ]
+
+
+def test_uniform_inserts_the_window_a_slide_uncovers():
+    """40 frames, 16/4, step 8: the wrapping window slides to 24..39 and 0..15 is inserted after it (the original's
+    N generator has no window holding frame 0 here, which rendered black frames)."""
+    assert windows("uniform", 40, step=8) == [r(2, 18), r(14, 30), r(24, 40), r(0, 16)]
+    assert windows("uniform", 10, length=4, overlap=1, step=4) == [r(1, 5), r(4, 8), r(6, 10), r(0, 4)]
 
 
 def test_looped_worked_examples():
@@ -107,13 +116,3 @@ def test_bad_values_give_clear_errors(bad, word):
                   schedule="uniform", fuse_method="pyramid") | bad
     with pytest.raises(ValueError, match=f"^Context Options: .*{word}"):
         call_node("AnimateFlow_ContextOptions", **inputs)
-
-
-def test_context_options_from_another_pack_are_refused_clearly(sd15):
-    """Other packs name their type CONTEXT_OPTIONS too, so the editor lets their node connect to ours."""
-
-    class OtherPacksOptions:
-        context_length = 16
-
-    with pytest.raises(ValueError, match="Set Context Options: context_options must come from this pack"):
-        call_node("AnimateFlow_SetContextOptions", model=sd15[0], context_options=OtherPacksOptions())
