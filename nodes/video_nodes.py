@@ -5,10 +5,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 import comfy.model_management
+import comfy.utils
 from comfy.cli_args import args
 from comfy_api.latest import InputImpl, Types, io
 
-from ..media import ffmpeg_writer, frames, gif_writer
+from ..media import ffmpeg_writer, frames, gif_writer, latent_stream
 from ..media.video_writer import CombineOptions, CombineResult, combine
 from .common import CATEGORY, display_name, node_id
 
@@ -23,11 +24,13 @@ class VideoCombine(io.ComfyNode):
             node_id=node_id("VideoCombine"),
             display_name=display_name(NAME),
             category=CATEGORY,
-            description="Saves an image batch as GIF, MP4 (H.264), WEBM (VP9), PNG frames and a text file of the "
-                        "settings, in ComfyUI's output folder, and plays the result on the node. The workflow is "
-                        "embedded in the files, so dropping one on the editor restores the graph.",
+            description="Saves an image batch (or latents, decoded a chunk at a time) as GIF, MP4 (H.264), WEBM "
+                        "(VP9), PNG frames and a text file of the settings, in ComfyUI's output folder, and plays "
+                        "the result on the node. The workflow is embedded in every file; dropping the MP4, WEBM "
+                        "or a PNG on the editor restores the graph (the editor does not read GIFs).",
             inputs=[
-                io.Image.Input("images", tooltip="The frames, in order."),
+                io.Image.Input("images", optional=True,
+                               tooltip="The frames, in order. Or connect latents and a vae instead."),
                 io.Float.Input("fps", default=8.0, min=0.01, max=240.0, step=0.5,
                                tooltip="Frames per second of every output. GIF stores delays in 10 ms steps, so "
                                        "its rate is rounded (8 fps plays at 8.33)."),
@@ -69,41 +72,65 @@ class VideoCombine(io.ComfyNode):
                 io.Audio.Input("audio", optional=True,
                                tooltip="Sound muxed into MP4/WEBM, trimmed or padded with silence to the video's "
                                        "length."),
+                io.Latent.Input("latents", optional=True,
+                                tooltip="Instead of images: latents (e.g. KSampler's output), decoded by the vae a "
+                                        "chunk at a time while the files are written, so a long video never sits "
+                                        "in memory as images. Each format written decodes once more."),
+                io.Vae.Input("vae", optional=True, tooltip="The VAE that decodes latents (the checkpoint's)."),
             ],
             outputs=[
                 io.String.Output("file_paths", tooltip="Full paths of the written files, one per line."),
                 io.Video.Output("video", tooltip="The MP4 (else WEBM) as a VIDEO for ComfyUI's video nodes; "
-                                                 "the frames themselves when neither was written."),
+                                                 "the frames themselves when neither was written (from "
+                                                 "latents: the GIF if written)."),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, images, fps: float, filename_prefix: str, save_gif: bool, save_mp4: bool,
+    def execute(cls, images=None, fps: float = 8.0, filename_prefix: str = "AnimateFlow", save_gif: bool = True,
+                save_mp4: bool = True,
                 save_webm: bool = False, save_png: bool = False, save_txt: bool = False, loop_count: int = 0,
                 reverse: bool = False, remove_head: bool = False, remove_tail: bool = False,
                 gif_dither: str = "floyd_steinberg", gif_optimize: bool = True, gifsicle_optimize: int = 0,
-                gifsicle_lossy: int = 0, crf: int = 19, preset: str = "medium", audio=None) -> io.NodeOutput:
+                gifsicle_lossy: int = 0, crf: int = 19, preset: str = "medium", audio=None, latents=None,
+                vae=None) -> io.NodeOutput:
         options = CombineOptions(fps=fps, save_gif=save_gif, save_mp4=save_mp4, save_webm=save_webm,
                                  save_png=save_png, save_txt=save_txt, loop_count=loop_count, reverse=reverse,
                                  remove_head=remove_head, remove_tail=remove_tail, gif_dither=gif_dither,
                                  gif_optimize=gif_optimize, gifsicle_optimize=gifsicle_optimize,
                                  gifsicle_lossy=gifsicle_lossy, crf=crf, preset=preset)
         embed = not args.disable_metadata
+        images = latent_stream.combine_source(images, latents, vae, NAME, _progress_bar(latents))
         result = combine(images, filename_prefix, options,
                          prompt=cls.hidden.prompt if embed else None,
                          extra_pnginfo=cls.hidden.extra_pnginfo if embed else None, audio=audio,
                          check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted, node=NAME)
+        if isinstance(images, latent_stream.DecodedFrames):
+            result.notes.append(f"decoded from latents, {images.chunk} frames at a time "
+                                f"({images.decoded_frames} frame decodes)")
         paths = "\n".join(saved.path for saved in result.files)
         return io.NodeOutput(paths, _video_value(result, images, fps, audio), ui=_ui(result, fps))
 
 
+def _progress_bar(latents):
+    """Decoding progress for latents (restarts with each format written); None for images."""
+    if latents is None:
+        return None
+    bar = comfy.utils.ProgressBar(1)
+    return lambda done, total: bar.update_absolute(done, total)
+
+
 def _video_value(result: CombineResult, images, fps: float, audio):
     encoded = result.first("mp4", "webm")
+    decoded = isinstance(images, latent_stream.DecodedFrames)
+    if encoded is None and decoded:
+        encoded = result.first("gif")  # rather than decode every frame into memory for this output
     if encoded is not None:
         return InputImpl.VideoFromFile(encoded.path)
-    components = Types.VideoComponents(images=frames.reorder(images, result.order), audio=audio,
+    in_order = images.reorder(result.order) if decoded else frames.reorder(images, result.order)
+    components = Types.VideoComponents(images=in_order, audio=audio,
                                        frame_rate=Fraction(fps).limit_denominator(1001))
     return InputImpl.VideoFromComponents(components)
 

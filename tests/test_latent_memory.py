@@ -1,0 +1,43 @@
+"""A clip through latents costs a fraction of the same clip through IMAGE batches, measured on a real server.
+
+Load Video (vae) → Video Combine (latents + vae) against Load Video → VAE Encode → VAE Decode → Video Combine
+(images): the same VAE work, the same files. The IMAGE path holds the frames and ComfyUI's VAE batch over all of
+them; the latent path holds the latents and one chunk, so its peak stops growing with the frame count.
+The server is a child process of its own, started for this test: its peak RSS (VmHWM after clear_refs,
+decisions.md) then belongs to the measured prompt and not to what other tests left in the shared server.
+The latent path runs first, so memory its run leaves with the allocator can only shrink the IMAGE path's growth.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import BASE_DIR
+
+from scripts import comfy_host, long_clip
+
+pytestmark = pytest.mark.host
+
+FRAMES, SIZE = 48, 32
+RATIO = 0.3
+
+
+def test_latent_path_peaks_at_most_0_3_of_the_image_path(sd15_file):
+    video = f"latent_memory_{FRAMES}f_{SIZE}.mp4"
+    warmup = f"latent_memory_4f_{SIZE}.mp4"
+    long_clip.make_clip(BASE_DIR / "input" / video, FRAMES, SIZE)
+    long_clip.make_clip(BASE_DIR / "input" / warmup, 4, SIZE)
+    server = comfy_host.ComfyServer(BASE_DIR, log_path=BASE_DIR / "server-memory.log")
+    client = server.start()
+    growth = {}
+    try:
+        for path in ("latents", "images"):  # models loaded, first-run allocations made
+            client.run(long_clip.vid2vid(warmup, path, f"vl_memory/warm_{path}"), timeout=600)
+        for path in ("latents", "images"):
+            server.reset_peak_memory()
+            before = server.memory()["VmRSS"]
+            outputs = client.run(long_clip.vid2vid(video, path, f"vl_memory/{path}"), timeout=900)["outputs"]
+            growth[path] = server.memory()["VmHWM"] - before
+            assert outputs["combine"]["animateflow_info"][0] == f"{FRAMES} frames, {SIZE}x{SIZE}, 8 fps"
+    finally:
+        server.stop()
+    assert growth["latents"] <= RATIO * growth["images"], {k: f"{v / 2**20:.1f} MiB" for k, v in growth.items()}
