@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from scripts import comfy_host, long_clip  # noqa: E402
 
 GIB = 1024**3
-WARMUP_FRAMES = 16
+WARMUP_FRAMES = 8
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,9 +6,14 @@ them; the latent path holds the latents and one chunk, so its peak stops growing
 The server is a child process of its own, started for this test: its peak RSS (VmHWM after clear_refs,
 decisions.md) then belongs to the measured prompt and not to what other tests left in the shared server.
 The latent path runs first, so memory its run leaves with the allocator can only shrink the IMAGE path's growth.
+On a CPU both peaks are mostly VAE activations (a frame of 32² costs ~6 MiB of them): the IMAGE path's VAE
+Encode / Decode batch all 96 frames at once (ComfyUI sizes the batch by free RAM), the latent path 16 at a time,
+so the ratio is about 16/96 plus fixed costs; at 48 frames it measured 0.35, too close to call.
 """
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 from conftest import BASE_DIR
@@ -16,8 +21,9 @@ from conftest import BASE_DIR
 from scripts import comfy_host, long_clip
 
 pytestmark = pytest.mark.host
+log = logging.getLogger(__name__)
 
-FRAMES, SIZE = 48, 32
+FRAMES, SIZE = 96, 32
 RATIO = 0.3
 
 
@@ -40,4 +46,7 @@ def test_latent_path_peaks_at_most_0_3_of_the_image_path(sd15_file):
             assert outputs["combine"]["animateflow_info"][0] == f"{FRAMES} frames, {SIZE}x{SIZE}, 8 fps"
     finally:
         server.stop()
-    assert growth["latents"] <= RATIO * growth["images"], {k: f"{v / 2**20:.1f} MiB" for k, v in growth.items()}
+    facts = {path: f"{grown / 2**20:.1f} MiB" for path, grown in growth.items()}
+    log.info("peak RSS over idle, %d frames %d²: %s (ratio %.3f)", FRAMES, SIZE, facts,
+             growth["latents"] / growth["images"])
+    assert growth["latents"] <= RATIO * growth["images"], facts
