@@ -14,11 +14,13 @@ allocator keeps from that run can only make the IMAGE path look smaller, never l
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,7 +97,10 @@ def main() -> int:
     long_clip.make_clip(base / "input" / video, args.frames, args.size)
     long_clip.make_clip(base / "input" / warmup, WARMUP_FRAMES, args.size)
 
-    server = comfy_host.ComfyServer(base, log_path=base / "server.log", cpu=args.device == "cpu")
+    # The prompt API needs no editor: where comfyui-frontend-package is missing (the GPU machine), serve none.
+    no_editor = None if importlib.util.find_spec("comfyui_frontend_package") else Path(tempfile.mkdtemp())
+    server = comfy_host.ComfyServer(base, log_path=base / "server.log", cpu=args.device == "cpu",
+                                    front_end_root=no_editor)
     client = server.start()
     try:
         about = machine(client)
