@@ -54,8 +54,9 @@ class DecodedFrames:
     """An IMAGE batch that never exists whole: frame i is decoded from the latent when a writer asks for it.
 
     Stands in for the IMAGE tensor in Video Combine's writers, which only read `shape` and single frames in
-    output order. Frames are decoded a chunk at a time and the last chunks kept, so a pass in order decodes each
-    frame once; each further pass (one per written format, and the reversed half of a boomerang) decodes again.
+    output order. Frames are decoded a chunk at a time and the last two chunks kept, so a pass in order decodes
+    each frame once; each further pass (one per written format) decodes again, and so does a boomerang's reversed
+    half, except the chunks kept at its turn. `decoded_frames` counts the work.
     """
 
     ndim = 4

@@ -5,6 +5,7 @@ boomerang turning inside a chunk) is crossed; and through the prompt API on a re
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -61,6 +62,14 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(latent_stream, "CHUNK_FRAMES", 3)
 
 
+@pytest.fixture
+def out_folder():
+    """A fresh subfolder of the output folder, removed afterwards."""
+    name = f"vl_{uuid.uuid4().hex[:8]}"
+    yield name
+    shutil.rmtree(OUTPUT / name, ignore_errors=True)
+
+
 def run_combine(**inputs):
     defaults = {"fps": 8.0, "save_gif": False, "save_mp4": False}
     cls = nodes.NODE_CLASS_MAPPINGS[COMBINE].PREPARE_CLASS_CLONE({})
@@ -100,15 +109,14 @@ def read_pngs(files: str) -> np.ndarray:
     return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in pngs]).astype(int)
 
 
-def test_video_combine_from_latents_writes_what_vae_decode_gives(sd15, small_chunks):
+def test_video_combine_from_latents_writes_what_vae_decode_gives(sd15, small_chunks, out_folder):
     vae = sd15[2]
     gen = torch.Generator().manual_seed(3)
     latents = {"samples": torch.randn(7, 4, 5, 6, generator=gen)}
     images = call_node("VAEDecode", samples=latents, vae=vae)[0]
     boomerang = {"reverse": True, "remove_head": True, "remove_tail": True, "save_png": True}
-    tag = uuid.uuid4().hex[:8]
-    from_images = run_combine(images=images, filename_prefix=f"vl_{tag}/images", **boomerang)
-    from_latents = run_combine(latents=latents, vae=vae, filename_prefix=f"vl_{tag}/latents", **boomerang)
+    from_images = run_combine(images=images, filename_prefix=f"{out_folder}/images", **boomerang)
+    from_latents = run_combine(latents=latents, vae=vae, filename_prefix=f"{out_folder}/latents", **boomerang)
     expected, got = read_pngs(from_images.args[0]), read_pngs(from_latents.args[0])
     assert got.shape == expected.shape == (12, 40, 48, 3)  # 7 forward + 5 back
     assert np.abs(got - expected).max() <= 1
@@ -126,12 +134,13 @@ def test_video_combine_from_latents_writes_what_vae_decode_gives(sd15, small_chu
     ({"latents": {"samples": torch.zeros(2, 16, 1, 1)}, "vae": "sd15"}, "16 channels but the vae expects 4"),
     ({"latents": {"samples": torch.zeros(0, 4, 1, 1)}, "vae": "sd15"}, "empty batch"),
 ])
-def test_bad_latent_inputs_give_clear_errors(sd15, inputs, message):
+def test_bad_latent_inputs_give_clear_errors(sd15, inputs, message, out_folder):
     if inputs.get("vae") == "sd15":
         inputs = {**inputs, "vae": sd15[2]}
     with pytest.raises(ValueError, match=message) as err:
-        run_combine(filename_prefix=f"vl_bad_{uuid.uuid4().hex[:8]}/x", save_gif=True, **inputs)
+        run_combine(filename_prefix=f"{out_folder}/x", save_gif=True, **inputs)
     assert str(err.value).startswith("Video Combine: ")
+    assert not (OUTPUT / out_folder).exists() or not any((OUTPUT / out_folder).iterdir())
 
 
 def test_prompt_api_vid2vid_through_latents(server, clip, tmp_path):
