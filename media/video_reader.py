@@ -16,11 +16,13 @@ import bisect
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import psutil
 import torch
 from av.video.reformatter import Interpolation
@@ -172,9 +174,12 @@ def to_rgb24(frame: av.VideoFrame, width: int, height: int):
                           interpolation=_TO_RGB).to_ndarray()
 
 
-def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
-    """Fill `out` from the decoder, one frame at a time; returns how many output slots were filled."""
-    height, width = out.shape[1:3]
+def _decoded_frames(path: Path, plan: _Plan, width: int, height: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Each decoded frame that the plan uses, as (first slot, end slot, uint8 RGB [H, W, 3]).
+
+    A frame fills every output slot in [first, end): force_rate repeats a source frame in consecutive slots.
+    Both the IMAGE path and the chunked (latent) path read frames here, so they convert colours alike.
+    """
     filled = 0
     with open_video(path) as container:
         stream = container.streams.video[0]
@@ -188,11 +193,18 @@ def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
                 first = filled
                 while filled < len(plan.sources) and plan.sources[filled] <= index:
                     filled += 1
-                pixels = to_rgb24(frame, width, height)
-                out[first].copy_(torch.from_numpy(pixels)).div_(255.0)
-                out[first + 1 : filled].copy_(out[first].expand(filled - first - 1, -1, -1, -1))
+                yield first, filled, to_rgb24(frame, width, height)
         except av.error.FFmpegError as err:
             raise ValueError(f"video file {path} is corrupt after frame {filled}: {err}") from err
+
+
+def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
+    """Fill `out` from the decoder, one frame at a time; returns how many output slots were filled."""
+    height, width = out.shape[1:3]
+    filled = 0
+    for first, filled, pixels in _decoded_frames(path, plan, width, height):
+        out[first].copy_(torch.from_numpy(pixels)).div_(255.0)
+        out[first + 1 : filled].copy_(out[first].expand(filled - first - 1, -1, -1, -1))
     return filled
 
 
@@ -251,12 +263,16 @@ def check_decode_size(frames: int, width: int, height: int) -> None:
         )
 
 
+def _check(options: VideoOptions) -> None:
+    if options.select_every_nth < 1 or options.skip_first_frames < 0 or options.frame_load_cap < 0:
+        raise ValueError("select_every_nth must be at least 1; skip_first_frames and frame_load_cap at least 0")
+
+
 def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedVideo:
     """Decode a video file into an IMAGE batch with its fps and audio (None when it has no audio stream)."""
     path = Path(path)
     options = options or VideoOptions()
-    if options.select_every_nth < 1 or options.skip_first_frames < 0 or options.frame_load_cap < 0:
-        raise ValueError("select_every_nth must be at least 1; skip_first_frames and frame_load_cap at least 0")
+    _check(options)
     times, fps, src_width, src_height = _frame_times(path)
     plan = _plan(times, fps, options)
     width, height = _output_size(src_width, src_height, options)
@@ -271,3 +287,53 @@ def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedV
     audio = _read_audio(path, plan.start, plan.end, times[0])
     log.info("loaded %d frames %dx%d at %.3f fps from %s", filled, width, height, plan.fps, path)
     return LoadedVideo(out, plan.fps, audio)
+
+
+@dataclass
+class VideoStream:
+    """A planned read delivered in chunks, for consumers that never hold the whole IMAGE batch (latent encoding).
+
+    Same options, frame choice, size and audio as `read_video`; `decoded` counts the frames delivered so far,
+    which can fall short of `frame_count` when a container lists more frames than it holds.
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    plan: _Plan
+    video_start: float
+    decoded: int = 0
+
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
+        """Consecutive float32 chunks [k, H, W, 3] in 0..1, k <= size; each chunk is a fresh tensor."""
+        block = torch.empty((size, self.height, self.width, 3), dtype=torch.float32)
+        used = 0
+        self.decoded = 0
+        for first, end, pixels in _decoded_frames(self.path, self.plan, self.width, self.height):
+            frame = torch.from_numpy(pixels)
+            for _ in range(end - first):
+                block[used].copy_(frame).div_(255.0)
+                used += 1
+                self.decoded += 1
+                if used == size:
+                    yield block
+                    block = torch.empty_like(block)
+                    used = 0
+        if used:
+            yield block[:used]
+
+    def audio(self) -> dict | None:
+        return _read_audio(self.path, self.plan.start, self.plan.end, self.video_start)
+
+
+def open_stream(path: Path | str, options: VideoOptions | None = None) -> VideoStream:
+    """Plan a chunked read of `path` (demuxes to learn frame times; decodes nothing yet)."""
+    path = Path(path)
+    options = options or VideoOptions()
+    _check(options)
+    times, fps, src_width, src_height = _frame_times(path)
+    plan = _plan(times, fps, options)
+    width, height = _output_size(src_width, src_height, options)
+    return VideoStream(path, width, height, plan.fps, len(plan.sources), plan, times[0])

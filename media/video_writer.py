@@ -112,7 +112,7 @@ def _video_formats(options: CombineOptions) -> list[Format]:
 
 
 def validate(images: torch.Tensor, options: CombineOptions, node: str) -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+    if getattr(images, "ndim", None) != 4:  # a tensor, or latent_stream.DecodedFrames
         raise ValueError(f"{node}: images must be an IMAGE batch [frames, height, width, channels]")
     if images.shape[0] == 0:
         raise ValueError(f"{node}: images is an empty batch (0 frames); connect a node that outputs frames")

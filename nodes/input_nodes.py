@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import comfy.model_management
+import comfy.utils
 import folder_paths
 import torch
 from comfy_api.latest import io
+from comfy_execution.graph_utils import ExecutionBlocker
 
-from ..media import image_sequence, paths, video_reader
+from ..media import image_sequence, latent_stream, paths, video_reader
 from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 
@@ -48,31 +51,58 @@ def _option_inputs() -> list[io.Input]:
             "custom_height", default=0, min=0, max=8192, step=8,
             tooltip="Resize frames to this height; 0 keeps the source's (or follows custom_width's aspect).",
         ),
+        io.Vae.Input(
+            "vae", optional=True,
+            tooltip="Connect a VAE to load the video as latents, encoded a chunk at a time: memory holds the "
+            "latents, never the frames. The images output is then not produced.",
+        ),
     ]
 
 
 def _video_outputs() -> list[io.Output]:
     return [
-        io.Image.Output("images", display_name="images", tooltip="The loaded frames."),
+        io.Image.Output("images", display_name="images",
+                        tooltip="The loaded frames (with a vae connected: not produced, see latents)."),
         io.Int.Output("frame_count", display_name="frame_count",
                       tooltip="How many frames were loaded: feed it to frames/batch size."),
         io.Float.Output("fps", display_name="fps",
                         tooltip="Frame rate of the loaded frames: feed it to Video Combine."),
         io.Audio.Output("audio", display_name="audio",
                         tooltip="The audio of the loaded span; None when the file has no audio track."),
+        io.Latent.Output("latents", display_name="latents",
+                         tooltip="With a vae connected: the frames as latents, for KSampler or Video Combine's "
+                                 "latents input."),
     ]
 
 
 def _load(node: str, path: Path, frame_load_cap: int, skip_first_frames: int, select_every_nth: int,
-          force_rate: float, custom_width: int, custom_height: int) -> io.NodeOutput:
+          force_rate: float, custom_width: int, custom_height: int, vae=None) -> io.NodeOutput:
     options = video_reader.VideoOptions(
         frame_load_cap, skip_first_frames, select_every_nth, force_rate, width=custom_width, height=custom_height
     )
     try:
-        video = video_reader.read_video(path, options)
+        return _load_latents(node, path, options, vae) if vae is not None else _load_images(node, path, options)
     except (ValueError, FileNotFoundError) as err:
         raise type(err)(f"{node}: {err}") from err
-    return io.NodeOutput(video.images, video.frame_count, video.fps, video.audio)
+
+
+def _load_images(node: str, path: Path, options: video_reader.VideoOptions) -> io.NodeOutput:
+    """The output not produced carries ComfyUI's ExecutionBlocker: a node wired to it stops with this message."""
+    video = video_reader.read_video(path, options)
+    no_latents = ExecutionBlocker(f"{node}: the latents output needs a VAE: connect one to its vae input")
+    return io.NodeOutput(video.images, video.frame_count, video.fps, video.audio, no_latents)
+
+
+def _load_latents(node: str, path: Path, options: video_reader.VideoOptions, vae) -> io.NodeOutput:
+    stream = video_reader.open_stream(path, options)
+    bar = comfy.utils.ProgressBar(stream.frame_count)
+    latents = latent_stream.encode_stream(
+        stream, vae, check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted,
+        progress=lambda done, total: bar.update_absolute(done, total),
+    )
+    no_images = ExecutionBlocker(f"{node}: a vae is connected, so the video loads as latents only: use the "
+                                 f"latents output, or disconnect the vae to get images")
+    return io.NodeOutput(no_images, latents["samples"].shape[0], stream.fps, stream.audio(), latents)
 
 
 def _changed(value: str, kind: str = "file"):

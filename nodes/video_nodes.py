@@ -10,10 +10,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 import comfy.model_management
+import comfy.utils
 from comfy.cli_args import args
 from comfy_api.latest import InputImpl, Types, io
 
-from ..media import frames, gif_writer, preview_payload
+from ..media import frames, gif_writer, latent_stream, preview_payload
 from ..media.video_formats import EXTRA_FORMATS, PRESETS
 from ..media.video_writer import CombineOptions, CombineResult, combine
 from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
@@ -29,13 +30,15 @@ class VideoCombine(io.ComfyNode):
             node_id=node_id("VideoCombine"),
             display_name=display_name(NAME),
             category=CATEGORY,
-            description="Saves an image batch as GIF, MP4 (H.264), WEBM (VP9), one extra format (H.265, AV1, "
-                        "ProRes 4444, animated WEBP, lossless FFV1), PNG frames and a text file of the settings, in "
-                        "ComfyUI's output folder (or its temp folder for a preview), and plays the result on the "
-                        "node. The workflow is embedded in the files, so dropping one on the editor restores the "
-                        "graph. A mask becomes the alpha channel of the formats that have one.",
+            description="Saves an image batch (or latents, decoded a chunk at a time) as GIF, MP4 (H.264), WEBM "
+                        "(VP9), one extra format (H.265, AV1, ProRes 4444, animated WEBP, lossless FFV1), PNG frames "
+                        "and a text file of the settings, in ComfyUI's output folder (or its temp folder for a "
+                        "preview), and plays the result on the node. The workflow is embedded in every file; "
+                        "dropping the MP4, WEBM or a PNG on the editor restores the graph (the editor does not read "
+                        "GIFs). A mask becomes the alpha channel of the formats that have one.",
             inputs=[
-                io.Image.Input("images", tooltip="The frames, in order."),
+                io.Image.Input("images", optional=True,
+                               tooltip="The frames, in order. Or connect latents and a vae instead."),
                 io.Float.Input("fps", default=8.0, min=0.01, max=240.0, step=0.5,
                                tooltip="Frames per second of every output. GIF stores delays in 10 ms steps, so "
                                        "its rate is rounded (8 fps plays at 8.33)."),
@@ -98,13 +101,19 @@ class VideoCombine(io.ComfyNode):
                               tooltip="Alpha channel (1 = opaque), one per frame or one for all: kept by WEBM, "
                                       "ProRes 4444, FFV1, WEBP and PNG frames. Without it an RGBA batch's own "
                                       "alpha is used."),
+                io.Latent.Input("latents", optional=True,
+                                tooltip="Instead of images: latents (e.g. KSampler's output), decoded by the vae a "
+                                        "chunk at a time while the files are written, so a long video never sits "
+                                        "in memory as images. Each format written decodes once more."),
+                io.Vae.Input("vae", optional=True, tooltip="The VAE that decodes latents (the checkpoint's)."),
             ],
             outputs=[
                 io.String.Output("file_paths", display_name="file_paths",
                                  tooltip="Full paths of the written files, one per line."),
                 io.Video.Output("video", display_name="video",
                                 tooltip="The first video written (MP4, else WEBM, else the extra format) as a VIDEO "
-                                        "for ComfyUI's video nodes; the frames themselves when none was written."),
+                                        "for ComfyUI's video nodes; the frames themselves when none was written "
+                                        "(from latents: the GIF if written)."),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
@@ -115,13 +124,13 @@ class VideoCombine(io.ComfyNode):
         return validate_floats(cls, fps=fps)
 
     @classmethod
-    def execute(cls, images, fps: float, filename_prefix: str, save_gif: bool, save_mp4: bool,
-                save_webm: bool = False, save_png: bool = False, save_txt: bool = False, loop_count: int = 0,
-                reverse: bool = False, remove_head: bool = False, remove_tail: bool = False,
+    def execute(cls, images=None, fps: float = 8.0, filename_prefix: str = "AnimateFlow", save_gif: bool = True,
+                save_mp4: bool = True, save_webm: bool = False, save_png: bool = False, save_txt: bool = False,
+                loop_count: int = 0, reverse: bool = False, remove_head: bool = False, remove_tail: bool = False,
                 gif_dither: str = "floyd_steinberg", gif_optimize: bool = True, gifsicle_optimize: int = 0,
                 gifsicle_lossy: int = 0, crf: int = 19, preset: str = "medium", extra_format: str = "none",
                 bit_depth: str = "8", extra_crf: int = -1, webp_quality: int = 90, preview_only: bool = False,
-                audio=None, mask=None) -> io.NodeOutput:
+                audio=None, mask=None, latents=None, vae=None) -> io.NodeOutput:
         require_finite(cls, fps=fps)
         options = CombineOptions(fps=fps, save_gif=save_gif, save_mp4=save_mp4, save_webm=save_webm,
                                  save_png=save_png, save_txt=save_txt, loop_count=loop_count, reverse=reverse,
@@ -131,19 +140,35 @@ class VideoCombine(io.ComfyNode):
                                  bit_depth=int(bit_depth), extra_crf=extra_crf, webp_quality=webp_quality,
                                  preview_only=preview_only)
         embed = not args.disable_metadata
+        images = latent_stream.combine_source(images, latents, vae, NAME, _progress_bar(latents))
         result = combine(images, filename_prefix, options,
                          prompt=cls.hidden.prompt if embed else None,
                          extra_pnginfo=cls.hidden.extra_pnginfo if embed else None, audio=audio, mask=mask,
                          check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted, node=NAME)
+        if isinstance(images, latent_stream.DecodedFrames):
+            result.notes.append(f"decoded from latents, {images.chunk} frames at a time "
+                                f"({images.decoded_frames} frame decodes)")
         paths = "\n".join(saved.path for saved in result.files)
         return io.NodeOutput(paths, _video_value(result, images, fps, audio), ui=_ui(result, fps))
 
 
+def _progress_bar(latents):
+    """Decoding progress for latents (restarts with each format written); None for images."""
+    if latents is None:
+        return None
+    bar = comfy.utils.ProgressBar(1)
+    return lambda done, total: bar.update_absolute(done, total)
+
+
 def _video_value(result: CombineResult, images, fps: float, audio):
     encoded = result.first(*VIDEO_OUTPUT_KINDS)
+    decoded = isinstance(images, latent_stream.DecodedFrames)
+    if encoded is None and decoded:
+        encoded = result.first("gif")  # rather than decode every frame into memory for this output
     if encoded is not None:
         return InputImpl.VideoFromFile(encoded.path)
-    components = Types.VideoComponents(images=frames.reorder(images, result.order), audio=audio,
+    in_order = images.reorder(result.order) if decoded else frames.reorder(images, result.order)
+    components = Types.VideoComponents(images=in_order, audio=audio,
                                        frame_rate=Fraction(fps).limit_denominator(1001))
     return InputImpl.VideoFromComponents(components)
 

@@ -146,16 +146,23 @@ class ComfyClient:
 class ComfyServer:
     """ComfyUI's own `main.py` as a child process on a loopback port, logging to a file."""
 
-    def __init__(self, base: Path, port: int | None = None, log_path: Path | None = None):
+    def __init__(self, base: Path, port: int | None = None, log_path: Path | None = None, cpu: bool = True,
+                 front_end_root: Path | None = None):
+        """`front_end_root`: serve the editor from this folder instead of comfyui-frontend-package (an empty
+        folder lets the prompt API run where that package is not installed)."""
         self.base = prepare_base(base)
+        self.cpu = cpu
+        self.front_end_root = front_end_root
         self.port = port or free_port()
         self.log_path = Path(log_path or self.base / "comfyui-server.log")
         self.process: subprocess.Popen | None = None
         self.client = ComfyClient(f"http://127.0.0.1:{self.port}")
 
     def start(self, timeout: float = 180) -> ComfyClient:
-        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:"]
+        cmd = [sys.executable, "main.py", *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1",
+               "--port", str(self.port), "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:"]
+        if self.front_end_root is not None:
+            cmd += ["--front-end-root", str(self.front_end_root)]
         self._log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(cmd, cwd=comfy_dir(), stdout=self._log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -185,6 +192,17 @@ class ComfyServer:
                 self.process.wait()
         if getattr(self, "_log_file", None):
             self._log_file.close()
+
+    def memory(self) -> dict[str, int]:
+        """The server process's resident set now (VmRSS) and its peak (VmHWM), in bytes (Linux /proc)."""
+        with open(f"/proc/{self.process.pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return {key: int(fields[key].split()[0]) * 1024 for key in ("VmRSS", "VmHWM")}
+
+    def reset_peak_memory(self) -> None:
+        """Start a new peak: VmHWM drops to the current RSS (writing 5 to clear_refs; needs the same user)."""
+        with open(f"/proc/{self.process.pid}/clear_refs", "w") as f:
+            f.write("5")
 
     def __enter__(self) -> ComfyClient:
         return self.start()

@@ -28,7 +28,8 @@ def graph(**combine_inputs) -> dict:
 def test_prompt_api_writes_playable_files_with_the_workflow(server, tmp_path):
     info = server.object_info()[NODE]
     assert info["output_node"] is True and info["display_name"] == "Video Combine (AnimateFlow)"
-    assert {"images", "fps", "filename_prefix", "save_gif", "save_mp4"} <= set(info["input"]["required"])
+    assert {"fps", "filename_prefix", "save_gif", "save_mp4"} <= set(info["input"]["required"])
+    assert {"images", "latents", "vae"} <= set(info["input"]["optional"])  # images, or latents + vae
 
     prompt = graph(reverse=True, remove_head=True, remove_tail=True)
     entry = server.run(prompt, extra_pnginfo=WORKFLOW, timeout=120)
