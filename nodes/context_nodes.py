@@ -8,8 +8,7 @@ from ..sampling import prompt_travel
 from ..sampling.context_handler import attach_context_options
 from ..sampling.context_options import FUSE_METHODS, SCHEDULES, ContextOptions, require_context_options
 from .common import CATEGORY, display_name, node_id
-
-ContextOptionsType = io.Custom("CONTEXT_OPTIONS")
+from .types import ContextOptionsType
 
 
 class ContextOptionsNode(io.ComfyNode):

@@ -9,10 +9,7 @@ from comfy_api.latest import io, ui
 
 from ..motion import inject, loader, lora
 from .common import CATEGORY, display_name, node_id
-
-
-MotionModuleType = io.Custom("MOTION_MODULE")
-ContextOptionsType = io.Custom("CONTEXT_OPTIONS")
+from .types import ContextOptionsType, MotionModuleType, require_motion_module
 
 loader.register_model_folders(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -79,6 +76,7 @@ class ApplyMotionModule(io.ComfyNode):
     @classmethod
     def execute(cls, model, motion_module, motion_scale: float, beta_schedule: str,
                 context_options=None, fast_path: str = "auto") -> io.NodeOutput:
+        require_motion_module(motion_module, "Apply Motion Module")
         return io.NodeOutput(inject.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
                                                         context_options, fast_mode=fast_path))
 
@@ -104,6 +102,7 @@ class MotionLoRALoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, motion_module, lora_name: str, strength: float) -> io.NodeOutput:
+        require_motion_module(motion_module, "Motion LoRA Loader")
         path = folder_paths.get_full_path_or_raise(loader.LORA_FOLDER, lora_name)
         sd = loader.read_state_dict(path, lora.NODE)
         return io.NodeOutput(lora.apply_motion_lora(motion_module, sd, lora_name, strength))
