@@ -56,18 +56,23 @@ class AnimateFlowContextHandler(ContextHandlerABC):
         self.context_length = options.context_length
         self.context_overlap = options.resolved_overlap
         self.hints = ControlHints()
+        self._completed_steps: int | None = None  # sampler steps done in the run in progress, from its callback
 
     def should_use_context(self, model, conds, x_in: torch.Tensor, timestep, model_options: dict) -> bool:
         return x_in.size(0) > self.context_length
 
     def step_index(self, timestep: torch.Tensor, model_options: dict) -> int:
-        """The original shifts windows by the sampling step; a sigma between two steps counts as the earlier one."""
+        """The original shifts windows by the sampler's step count, as the leading pack does (both count the steps
+        the sampler reports): a sampler that evaluates twice per step (heun, dpm_2, ...) keeps one layout for both.
+        Without step reports, the sigma's place in the run's sigmas (one between two steps counts as the earlier)."""
+        by_sigma = 0
         sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
-        if sigmas is None:
-            return 0
-        sigma = float(timestep.reshape(-1)[0])
-        at_or_above = (sigmas >= sigma * (1 - 1e-4)).nonzero()
-        return int(at_or_above[-1].item()) if at_or_above.numel() else 0
+        if sigmas is not None:
+            sigma = float(timestep.reshape(-1)[0])
+            at_or_above = (sigmas >= sigma * (1 - 1e-4)).nonzero()
+            by_sigma = int(at_or_above[-1].item()) if at_or_above.numel() else 0
+        done = self._completed_steps
+        return by_sigma if done is None or by_sigma > done + 1 else done
 
     def windows(self, frames: int, step: int) -> list[FrameWindow]:
         o = self.options
@@ -146,9 +151,14 @@ class AnimateFlowContextHandler(ContextHandlerABC):
 
     def begin_run(self) -> None:
         self.hints.forget()
+        self._completed_steps = 0
+
+    def step_done(self, step: int) -> None:
+        self._completed_steps = step + 1
 
     def end_run(self) -> None:
         self.hints.forget()
+        self._completed_steps = None
 
 
 _PUBLISHED = (published_keys.AD_PARAMS, published_keys.WINDOWS, published_keys.FRAMES_PER_VIDEO)
@@ -174,9 +184,9 @@ def _arguments(signature: inspect.Signature, args: tuple, kwargs: dict, skip: in
 
 def _replaced(signature: inspect.Signature, args: tuple, kwargs: dict, name: str, value, skip: int = 0):
     """The same call with one argument replaced, passed the way it came (other wrappers may read it either way)."""
-    if name in kwargs:
-        return args, {**kwargs, name: value}
     i = list(signature.parameters).index(name) - skip
+    if name in kwargs or i >= len(args):
+        return args, {**kwargs, name: value}
     return args[:i] + (value,) + args[i + 1:], kwargs
 
 
@@ -194,8 +204,9 @@ def _prepare_sampling_wrapper(executor, *args, **kwargs):
 
 
 def _outer_sample_wrapper(executor, *args, **kwargs):
-    """OUTER_SAMPLE: every sampler node has drawn its noise before this point (FreeNoise reorders it here), and a
-    run's per-run state (prepared ControlNet hints) lives exactly this long."""
+    """OUTER_SAMPLE: every sampler node has drawn its noise before this point (FreeNoise reorders it here), the
+    sampler's step callback passes through here (it counts the steps the windows shift by), and a run's per-run
+    state (prepared ControlNet hints, the step count) lives exactly this long."""
     handler = _handler(getattr(executor.class_obj, "model_options", None))
     if handler is None:
         return executor(*args, **kwargs)
@@ -205,6 +216,13 @@ def _outer_sample_wrapper(executor, *args, **kwargs):
         stride = handler.context_length - handler.context_overlap
         noise = freenoise.freenoise_shuffle(noise, handler.context_length, stride, int(arguments.get("seed") or 0))
         args, kwargs = _replaced(_OUTER_SAMPLE, args, kwargs, "noise", noise, skip=1)
+    callback = arguments.get("callback")
+
+    def count_steps(step, *rest, **more):
+        handler.step_done(step)
+        return None if callback is None else callback(step, *rest, **more)
+
+    args, kwargs = _replaced(_OUTER_SAMPLE, args, kwargs, "callback", count_steps, skip=1)
     handler.begin_run()
     try:
         return executor(*args, **kwargs)

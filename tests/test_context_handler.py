@@ -129,6 +129,23 @@ def test_each_call_publishes_its_frames_and_gets_its_slice_of_per_frame_conds(ba
         assert windows == schedules.context_windows("uniform", frames, 16, 4, 1, step, False)
 
 
+def test_windows_shift_with_the_steps_the_sampler_reports(base):
+    """The layout follows the sampler's step count as the leading pack keeps it: dpm_2 reports a step after its
+    first evaluation and evaluates again at a sigma between two steps, which then gets the next step's layout (a
+    count by sigma would give it the earlier one)."""
+    stand_in = StandIn()
+    sample(windowed(base, stand_in, max_batched_windows=1), 30, steps=4, sampler="dpm_2")
+    layouts = {step: schedules.context_windows("uniform", 30, 16, 4, 1, step, False) for step in range(5)}
+    evaluations, i = [], 0
+    while i < len(stand_in.calls):
+        step = stand_in.calls[i]["windows"]["step"]
+        count = len(layouts[step])
+        assert [c["ad_params"]["sub_idxs"] for c in stand_in.calls[i:i + count]] == layouts[step]
+        evaluations.append(step)
+        i += count
+    assert evaluations == [0, 1, 1, 2, 2, 3, 3]  # dpm_2's last step evaluates once (its next sigma is 0)
+
+
 @pytest.mark.parametrize("schedule, stride", [("uniform", 1), ("looped", 2), ("static", 1)])
 def test_batched_windows_equal_unbatched(base, schedule, stride):
     """Several windows per call, split at window boundaries: the same bits as one window per call."""

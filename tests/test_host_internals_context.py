@@ -161,28 +161,33 @@ def test_prepare_sampling_wrapper_gets_noise_shape_conds_and_model_options(base)
 
 
 def test_outer_sample_wrapper_sees_the_guider_noise_and_seed(base):
-    """Our OUTER_SAMPLE wrapper finds the handler in executor.class_obj.model_options, reads noise and seed by name,
-    and the noise it passes on is the noise sampled from (FreeNoise reorders it there)."""
+    """Our OUTER_SAMPLE wrapper finds the handler in executor.class_obj.model_options, reads noise, seed and callback
+    by name; the noise it passes on is the noise sampled from (FreeNoise reorders it there) and the callback it
+    passes on is called once per sampler step with the step first (the windows shift by it)."""
     params = list(inspect.signature(comfy.samplers.CFGGuider.outer_sample).parameters)
     assert params[:2] == ["self", "noise"] and "seed" in params, host_changed(f"CFGGuider.outer_sample takes {params}")
-    seen = []
+    assert "callback" in params, host_changed(f"CFGGuider.outer_sample takes {params}")
+    seen, steps = [], []
 
     def wrapper(executor, *args, **kwargs):
         arguments = inspect.signature(comfy.samplers.CFGGuider.outer_sample).bind(executor.class_obj, *args,
                                                                                    **kwargs).arguments
         seen.append((executor.class_obj, arguments["seed"]))
-        args = (torch.zeros_like(arguments["noise"]),) + args[1:]
+        args = (torch.zeros_like(arguments["noise"]),) + args[1:5] + (lambda step, *rest: steps.append(step),) \
+            + args[6:]
         return executor(*args, **kwargs)
 
     model = base.clone()
     model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "probe", wrapper)
     model.set_model_unet_function_wrapper(lambda apply_model, args: torch.zeros_like(args["input"]))
-    out = ksampler(model, steps=1)
+    out = ksampler(model, steps=3)
     guider, seed = seen[0]
     assert isinstance(getattr(guider, "model_options", None), dict), host_changed(
         "OUTER_SAMPLE's executor.class_obj has no model_options")
     assert seed == 0, host_changed("OUTER_SAMPLE's seed argument is not the sampler's seed")
     assert torch.count_nonzero(out) == 0, host_changed("noise passed on by an OUTER_SAMPLE wrapper is not used")
+    assert steps == [0, 1, 2], host_changed("OUTER_SAMPLE's callback is no longer called once per step with the step "
+                                            "first (the windows shift by it)")
 
 
 class HintModel(torch.nn.Module):
