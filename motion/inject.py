@@ -18,6 +18,7 @@ import torch
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock, Upsample
 
+from ..sampling.published_keys import FRAMES_PER_VIDEO
 from . import fast_path
 from .errors import MotionApplyError
 from .model import MotionModel, VanillaTemporalModule
@@ -48,7 +49,11 @@ def _insert_index(container, anchor: str) -> int:
 
 
 def frames_per_video(batch: int, transformer_options: dict) -> int:
-    """Each entry of `cond_or_uncond` is one video of the batch, so attention never crosses cond/uncond or videos."""
+    """Each entry of `cond_or_uncond` is one video of the batch, so attention never crosses cond/uncond or videos;
+    a call of several context windows says its window length, so attention never crosses windows either."""
+    window = transformer_options.get(FRAMES_PER_VIDEO)
+    if window and batch % window == 0:
+        return window
     videos = len(transformer_options.get("cond_or_uncond") or [0])
     if batch % videos:
         raise MotionApplyError(f"{NODE}: a batch of {batch} latents cannot be split into {videos} videos of equal "

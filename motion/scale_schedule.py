@@ -171,15 +171,14 @@ class LayerScales:
         block = self.blocks.get(id(layer), "down")
         if not self._per_frame:
             return self._constant[block]
-        indices = window_frames(transformer_options, frames)
+        indices = call_frames(transformer_options, frames, x.shape[0])
         schedule = self.schedule
-        videos = x.shape[0] // frames
         per_frame = schedule.frame_scales(indices).to(torch.float32) * (self.motion_scale * schedule.block(block))
-        scale = per_frame.view(frames, 1, 1, 1).to(x.device)
+        scale = per_frame.view(len(indices), 1, 1, 1).to(x.device)
         if schedule.mask is not None:
             scale = scale * self._mask(x.shape[-2], x.shape[-1], x.device)[torch.as_tensor(indices).clamp(
                 max=schedule.mask.shape[0] - 1)]
-        return scale.repeat(videos, 1, 1, 1).to(x.dtype)
+        return scale.repeat(x.shape[0] // len(indices), 1, 1, 1).to(x.dtype)
 
     def _mask(self, height: int, width: int, device) -> torch.Tensor:
         key = (height, width, str(device))
@@ -188,10 +187,11 @@ class LayerScales:
         return self._masks[key]
 
 
-def window_frames(transformer_options: dict, frames: int) -> list[int]:
-    """The video frame numbers of the frames in this model call: a context window's, or 0..frames-1."""
+def call_frames(transformer_options: dict, frames: int, batch: int) -> list[int]:
+    """The video frame numbers of one video's frames in this model call, in batch order: the context window's (or,
+    when several windows share the call, all of theirs one after the other), else 0..frames-1."""
     window = transformer_options.get("context_window")
     indices = getattr(window, "index_list", None)
-    if indices is not None and len(indices) == frames:
+    if indices is not None and len(indices) % frames == 0 and batch % len(indices) == 0:
         return list(indices)
     return list(range(frames))

@@ -7,8 +7,7 @@ from comfy_api.latest import io
 from ..sampling.context_handler import attach_context_options
 from ..sampling.context_options import FUSE_METHODS, SCHEDULES, ContextOptions, require_context_options
 from .common import CATEGORY, display_name, node_id
-
-ContextOptionsType = io.Custom("CONTEXT_OPTIONS")
+from .types import ContextOptionsType
 
 
 class ContextOptionsNode(io.ComfyNode):
@@ -37,20 +36,28 @@ class ContextOptionsNode(io.ComfyNode):
                                        "static: the same fixed windows every step."),
                 io.Combo.Input("fuse_method", options=list(FUSE_METHODS), default="pyramid",
                                tooltip="How overlapping windows are weighted per frame: pyramid and gaussian "
-                                       "trust a window's centre over its edges, flat averages evenly."),
+                                       "trust a window's centre over its edges, flat averages evenly, overwrite "
+                                       "lets the later window win (the original A1111 extension's output)."),
                 io.Boolean.Input("freenoise", default=False, optional=True,
                                  tooltip="FreeNoise: later windows start from shuffled copies of the first "
                                          "window's noise, so windows agree on content."),
+                io.Int.Input("max_batched_windows", default=0, min=0, max=64, optional=True,
+                             tooltip="Windows run together in one model call. 0 (auto): as many as free memory "
+                                     "allows without raising peak memory more than 3% over one window per call. "
+                                     "A higher number trades memory for speed (never beyond free memory); 1 runs "
+                                     "one window per call."),
             ],
             outputs=[ContextOptionsType.Output(display_name="CONTEXT_OPTIONS")],
         )
 
     @classmethod
     def execute(cls, context_length: int, context_stride: int, context_overlap: int, closed_loop: bool,
-                schedule: str, fuse_method: str, freenoise: bool = False) -> io.NodeOutput:
+                schedule: str, fuse_method: str, freenoise: bool = False,
+                max_batched_windows: int = 0) -> io.NodeOutput:
         return io.NodeOutput(ContextOptions(context_length=context_length, context_stride=context_stride,
                                             context_overlap=context_overlap, closed_loop=closed_loop,
-                                            schedule=schedule, fuse_method=fuse_method, freenoise=freenoise))
+                                            schedule=schedule, fuse_method=fuse_method, freenoise=freenoise,
+                                            max_batched_windows=max_batched_windows))
 
 
 class SetContextOptions(io.ComfyNode):

@@ -11,12 +11,10 @@ from comfy_api.latest import io, ui
 from ..motion import apply, beta_schedules, loader, lora
 from ..motion.fast_path import MODES as FAST_PATH_MODES
 from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
+from .types import ContextOptionsType, MotionModuleType, MotionScaleType, require_motion_module
 
 
 log = logging.getLogger(__name__)
-MotionModuleType = io.Custom("MOTION_MODULE")
-ContextOptionsType = io.Custom("CONTEXT_OPTIONS")
-MotionScaleType = io.Custom("ANIMATEFLOW_MOTION_SCALE")
 
 loader.register_model_folders(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -103,6 +101,7 @@ class ApplyMotionModule(io.ComfyNode):
                 context_options=None, fast_path: str = "auto", motion_scale_schedule=None,
                 attention_key_scale: float = 1.0, live_preview: bool = True) -> io.NodeOutput:
         require_finite(cls, motion_scale=motion_scale, attention_key_scale=attention_key_scale)
+        require_motion_module(motion_module, "Apply Motion Module")
         return io.NodeOutput(apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
                                                        context_options, fast_mode=fast_path,
                                                        scale_schedule=motion_scale_schedule,
@@ -139,6 +138,7 @@ class MotionLoRALoader(io.ComfyNode):
     @classmethod
     def execute(cls, motion_module, lora_name: str, strength: float) -> io.NodeOutput:
         require_finite(cls, strength=strength)
+        require_motion_module(motion_module, "Motion LoRA Loader")
         path = folder_paths.get_full_path_or_raise(loader.LORA_FOLDER, lora_name)
         fit = lora.fit_lora(motion_module, loader.read_state_dict(path, lora.NODE), lora_name)
         report = fit.describe()

@@ -6,8 +6,7 @@ from comfy_api.latest import io
 
 from ..motion import scale_schedule
 from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
-
-MotionScaleType = io.Custom("ANIMATEFLOW_MOTION_SCALE")
+from .types import MotionScaleType
 
 
 class MotionScaleScheduleNode(io.ComfyNode):

@@ -1,148 +1,244 @@
 """Sliding context windows on ComfyUI's own hook, `model_options["context_handler"]`.
 
 `calc_cond_batch` (comfy/samplers.py) hands every model evaluation to the handler, which runs the UNet (and the
-motion module inside it) once per window of frames and fuses the windows' predictions per frame. Building on the
-host's `IndexListContextHandler` keeps every sampler, scheduler and KSampler variant working, and progress stays
-per step because the sampler, not the handler, reports it.
+motion module inside it) on windows of frames and fuses the windows' predictions per frame. Every sampler, scheduler
+and KSampler variant keeps working, and progress stays per step because the sampler, not the handler, reports it.
 
-What we add over the core handler: the original extension's schedules and fuse weights (context_schedules.py),
-a step index that never fails on samplers that evaluate between sigmas, slicing of every per-frame conditioning
-(the core misses per-frame cross-attention at dim 0, which prompt travel needs), and per-window ControlNet hints.
+We implement the host's stable contract, `comfy.context_windows.ContextHandlerABC` (should_use_context /
+get_resized_cond / execute), with our own window type and loop; nothing of the host's own handler is inherited, so a
+change in its internals (0.8.0 changed its window constructor) cannot break us. The host internals that remain are
+pinned one test each in tests/test_host_internals_context.py.
+
+Per model evaluation: the step's windows (context_schedules.py, every frame covered), grouped into calls of several
+windows when memory allows (`windows_per_call`); each call gets its frames of the latent, timestep and per-frame
+conditioning (context_conds.py) and publishes its frame indices in transformer_options (published_keys.py), where
+the motion module reads where one window ends and the next begins. Predictions are fused per frame
+(context_fuse.py); a non-finite result stops the run with the settings that produced it.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
-import torch
-
-import comfy.context_windows as core
+import comfy.model_management
 import comfy.patcher_extension
-from comfy.context_windows import IndexListContextHandler, IndexListContextWindow
+import comfy.sampler_helpers
+import comfy.samplers
+import torch
+from comfy.context_windows import ContextHandlerABC
 
-from . import context_schedules, freenoise
+from . import context_schedules, freenoise, published_keys
+from .context_conds import ControlHints, check_frame_counts, resize_cond
+from .context_fuse import FrameWindow, UncoveredFramesError, WindowFuse
 from .context_options import ContextOptions
 
+NODE = "Context Options"
 HANDLER_KEY = "context_handler"
 WRAPPER_KEY = "AnimateFlow_context_windows"
+PEAK_ALLOWANCE = 0.03  # auto batching may raise peak memory this much over one window per call
+HOST_BATCH_MARGIN = 1.5  # the host's own margin when it decides whether cond and uncond fit one call
+
+_PREPARE_SAMPLING = inspect.signature(comfy.sampler_helpers.prepare_sampling)
+_OUTER_SAMPLE = inspect.signature(comfy.samplers.CFGGuider.outer_sample)
 
 
-class FrameWindow(IndexListContextWindow):
-    """The core window, indexed with a tuple as current torch requires (a list index is deprecated)."""
-
-    def get_tensor(self, full: torch.Tensor, device=None, dim=None) -> torch.Tensor:
-        dim = self.dim if dim is None else dim
-        if dim == 0 and full.shape[dim] == 1:
-            return full
-        return full[(slice(None),) * dim + (self.index_list,)].to(device)
-
-    def add_window(self, full: torch.Tensor, to_add: torch.Tensor, dim=None) -> torch.Tensor:
-        dim = self.dim if dim is None else dim
-        full[(slice(None),) * dim + (self.index_list,)] += to_add
-        return full
+class ContextWindowError(RuntimeError):
+    """Sampling in windows produced something unusable; the message names the node and its settings."""
 
 
-class AnimateFlowContextHandler(IndexListContextHandler):
-    """Windows over the batch axis (frames) of the latent, per the user's Context Options."""
+class AnimateFlowContextHandler(ContextHandlerABC):
+    """Windows over the frame axis (the latent batch), per the user's Context Options."""
 
     def __init__(self, options: ContextOptions):
-        super().__init__(
-            context_schedule=core.ContextSchedule(options.schedule, self._schedule),
-            fuse_method=core.ContextFuseMethod(options.fuse_method, self._weights),
-            context_length=options.context_length,
-            context_overlap=options.resolved_overlap,
-            context_stride=options.context_stride,
-            closed_loop=options.closed_loop,
-            dim=0,
-        )
+        super().__init__()
         self.options = options
-        self._hints: dict[int, tuple] = {}
-
-    def _schedule(self, num_frames: int, handler: IndexListContextHandler, model_options: dict) -> list[list[int]]:
-        return context_schedules.context_windows(self.options.schedule, num_frames, self.context_length,
-                                                 self.context_overlap, self.context_stride, self._step, self.closed_loop)
-
-    def get_context_windows(self, model, x_in: torch.Tensor, model_options: dict) -> list[FrameWindow]:
-        return [FrameWindow(w, dim=0) for w in self._schedule(x_in.size(0), self, model_options)]
-
-    def _weights(self, length: int, **kwargs) -> list[float]:
-        return context_schedules.fuse_weights(self.options.fuse_method, length)
+        self.context_length = options.context_length
+        self.context_overlap = options.resolved_overlap
+        self.hints = ControlHints()
+        self._completed_steps: int | None = None  # sampler steps done in the run in progress, from its callback
 
     def should_use_context(self, model, conds, x_in: torch.Tensor, timestep, model_options: dict) -> bool:
         return x_in.size(0) > self.context_length
 
-    def set_step(self, timestep: torch.Tensor, model_options: dict) -> None:
-        """The original shifts windows by the sampling step; a sigma between two steps counts as the earlier one."""
-        sigmas = model_options["transformer_options"]["sample_sigmas"]
-        sigma = float(timestep.reshape(-1)[0])
-        at_or_above = (sigmas >= sigma * (1 - 1e-4)).nonzero()
-        self._step = int(at_or_above[-1].item()) if at_or_above.numel() else 0
+    def step_index(self, timestep: torch.Tensor, model_options: dict) -> int:
+        """The original shifts windows by the sampler's step count, as the leading pack does (both count the steps
+        the sampler reports): a sampler that evaluates twice per step (heun, dpm_2, ...) keeps one layout for both.
+        Without step reports, the sigma's place in the run's sigmas (one between two steps counts as the earlier)."""
+        by_sigma = 0
+        sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+        if sigmas is not None:
+            sigma = float(timestep.reshape(-1)[0])
+            at_or_above = (sigmas >= sigma * (1 - 1e-4)).nonzero()
+            by_sigma = int(at_or_above[-1].item()) if at_or_above.numel() else 0
+        done = self._completed_steps
+        return by_sigma if done is None or by_sigma > done + 1 else done
+
+    def windows(self, frames: int, step: int) -> list[FrameWindow]:
+        o = self.options
+        return [FrameWindow(w) for w in context_schedules.context_windows(
+            o.schedule, frames, o.context_length, self.context_overlap, o.context_stride, step, o.closed_loop)]
+
+    def get_resized_cond(self, cond_in: list[dict] | None, x_in: torch.Tensor, window: FrameWindow,
+                         device=None) -> list[dict] | None:
+        return resize_cond(cond_in, x_in.size(0), window, self.hints, device)
+
+    def windows_per_call(self, model, x_in: torch.Tensor, conds: list, windows: int) -> int:
+        """How many windows one model call holds.
+
+        Auto (max_batched_windows 0): as many as keep the estimated peak (weights + activations) within 3% of one
+        window per call, and as fit free memory with the host's own margin. A user limit replaces the 3% rule but
+        never the free-memory one."""
+        if windows <= 1 or self.options.max_batched_windows == 1:
+            return 1
+        batch = max(1, sum(c is not None for c in conds)) * self.context_length
+        per_window = float(model.memory_required([batch] + list(x_in.shape[1:])))
+        if per_window <= 0:
+            return 1
+        free = comfy.model_management.get_free_memory(x_in.device)
+        by_free = max(1, int(free // (per_window * HOST_BATCH_MARGIN)))
+        if self.options.max_batched_windows:
+            return max(1, min(windows, by_free, self.options.max_batched_windows))
+        weights = sum(p.numel() * p.element_size() for p in model.parameters())
+        by_peak = 1 + int(PEAK_ALLOWANCE * (weights + per_window) // per_window)
+        return max(1, min(windows, by_free, by_peak))
 
     def execute(self, calc_cond_batch: Callable, model, conds, x_in: torch.Tensor, timestep, model_options: dict):
-        try:
-            return super().execute(calc_cond_batch, model, conds, x_in, timestep, model_options)
-        finally:
-            self._restore_hints()
-
-    def get_resized_cond(self, cond_in: list[dict] | None, x_in: torch.Tensor, window: IndexListContextWindow,
-                         device=None) -> list | None:
-        if cond_in is None:
-            return None
         frames = x_in.size(0)
-        resized = []
-        for cond in cond_in:
-            out = dict(cond)
-            for key, item in cond.items():
-                if isinstance(item, torch.Tensor):
-                    out[key] = window.get_tensor(item, device) if _per_frame(item, frames) else item.to(device)
-                elif key == "control":
-                    self._window_controls(item, window, frames)
-                elif key == "model_conds":
-                    out[key] = {name: _slice_model_cond(value, window, frames, device) for name, value in item.items()}
-            resized.append(out)
-        return resized
+        step = self.step_index(timestep, model_options)
+        windows = self.windows(frames, step)
+        per_call = self.windows_per_call(model, x_in, conds, len(windows))
+        fuse = WindowFuse(self.options.fuse_method, x_in, len(conds))
+        published = model_options.setdefault("transformer_options", {})
+        saved = {key: published[key] for key in _PUBLISHED if key in published}
+        try:
+            for first in range(0, len(windows), per_call):
+                comfy.model_management.throw_exception_if_processing_interrupted()
+                group = windows[first:first + per_call]
+                call = FrameWindow.joined(group)
+                _publish(published, group, call, frames, step)
+                sub_conds = [self.get_resized_cond(cond, x_in, call) for cond in conds]
+                outputs = calc_cond_batch(model, sub_conds, call.get_tensor(x_in), call.get_tensor(timestep),
+                                          model_options)
+                self.hints.keep_prepared()
+                for j, window in enumerate(group):
+                    part = slice(j * window.context_length, (j + 1) * window.context_length)
+                    fuse.add(window, [out[part] for out in outputs])
+            result = fuse.result()
+        except UncoveredFramesError as e:
+            raise ContextWindowError(f"{NODE}: {e} at step {step} ({self._settings(frames)}); this is a bug in "
+                                     "the window schedule, please report it with these settings.") from e
+        finally:
+            for key in _PUBLISHED:
+                published.pop(key, None)
+            published.update(saved)
+            self.hints.restore()
+        self._check_finite(result, frames, step)
+        return result
 
-    def _window_controls(self, control, window: IndexListContextWindow, frames: int) -> None:
-        """A per-frame hint batch would otherwise be cut to its first frames by ControlNet's own broadcasting."""
-        while control is not None:
-            saved = self._hints.setdefault(id(control), (control, control.cond_hint_original,
-                                                         list(control.extra_concat_orig)))
-            _, hint, concat = saved
-            if hint is not None and _per_frame(hint, frames):
-                control.cond_hint_original = window.get_tensor(hint)
-                control.cond_hint = None
-            if any(_per_frame(c, frames) for c in concat):
-                control.extra_concat_orig = [window.get_tensor(c) if _per_frame(c, frames) else c for c in concat]
-                control.cond_hint = None
-            control = control.previous_controlnet
+    def _settings(self, frames: int) -> str:
+        return f"{frames} frames, {self.options.describe()}"
 
-    def _restore_hints(self) -> None:
-        for control, hint, concat in self._hints.values():
-            control.cond_hint_original = hint
-            control.extra_concat_orig = concat
-            control.cond_hint = None
-        self._hints.clear()
+    def _check_finite(self, result: list[torch.Tensor], frames: int, step: int) -> None:
+        """A NaN/inf prediction would render black frames while the prompt reports success: stop instead."""
+        for out in result:
+            bad = ~torch.isfinite(out.reshape(frames, -1)).all(dim=1)
+            if bool(bad.any()):
+                raise ContextWindowError(
+                    f"{NODE}: the model returned NaN/inf for frames {bad.nonzero().flatten().tolist()} at step {step} "
+                    f"({self._settings(frames)}). Check the inputs upstream (a NaN motion_scale or latent), or "
+                    "sample in float32 if the model overflows in half precision.")
+
+    def begin_run(self) -> None:
+        self.hints.forget()
+        self._completed_steps = 0
+
+    def step_done(self, step: int) -> None:
+        self._completed_steps = step + 1
+
+    def end_run(self) -> None:
+        self.hints.forget()
+        self._completed_steps = None
 
 
-def _per_frame(tensor: torch.Tensor, frames: int) -> bool:
-    return tensor.ndim > 0 and tensor.size(0) == frames
+_PUBLISHED = (published_keys.AD_PARAMS, published_keys.WINDOWS, published_keys.FRAMES_PER_VIDEO, "context_window")
 
 
-def _slice_model_cond(value, window: IndexListContextWindow, frames: int, device):
-    cond = getattr(value, "cond", None)
-    if isinstance(cond, torch.Tensor) and _per_frame(cond, frames):
-        return value._copy_with(window.get_tensor(cond, device))
-    return value
+def _publish(options: dict, group: list[FrameWindow], call: FrameWindow, frames: int, step: int) -> None:
+    options[published_keys.AD_PARAMS] = {"full_length": frames, "context_length": call.context_length,
+                                         "sub_idxs": list(call.index_list)}
+    options[published_keys.WINDOWS] = {"windows": [list(w.index_list) for w in group], "full_length": frames,
+                                       "step": step}
+    options[published_keys.FRAMES_PER_VIDEO] = group[0].context_length
+    options["context_window"] = call  # where ComfyUI's own handler puts its window (its `index_list` is read)
+
+
+def _handler(model_options: dict | None) -> AnimateFlowContextHandler | None:
+    handler = (model_options or {}).get(HANDLER_KEY)
+    return handler if isinstance(handler, AnimateFlowContextHandler) else None
+
+
+def _arguments(signature: inspect.Signature, args: tuple, kwargs: dict, skip: int = 0) -> dict:
+    """The host's call arguments by name (the host passes some by position, some by keyword)."""
+    return signature.bind(*([None] * skip), *args, **kwargs).arguments
+
+
+def _replaced(signature: inspect.Signature, args: tuple, kwargs: dict, name: str, value, skip: int = 0):
+    """The same call with one argument replaced, passed the way it came (other wrappers may read it either way)."""
+    i = list(signature.parameters).index(name) - skip
+    if name in kwargs or i >= len(args):
+        return args, {**kwargs, name: value}
+    return args[:i] + (value,) + args[i + 1:], kwargs
+
+
+def _prepare_sampling_wrapper(executor, *args, **kwargs):
+    """PREPARE_SAMPLING: check per-frame batches before the first step, and size the memory estimate for one
+    window per call, not the whole video, or long videos would offload needlessly."""
+    arguments = _arguments(_PREPARE_SAMPLING, args, kwargs)
+    handler = _handler(arguments.get("model_options"))
+    if handler is not None:
+        shape = list(arguments["noise_shape"])
+        check_frame_counts(arguments["conds"], shape[0])
+        shape[0] = min(shape[0], handler.context_length)
+        args, kwargs = _replaced(_PREPARE_SAMPLING, args, kwargs, "noise_shape", shape)
+    return executor(*args, **kwargs)
+
+
+def _outer_sample_wrapper(executor, *args, **kwargs):
+    """OUTER_SAMPLE: every sampler node has drawn its noise before this point (FreeNoise reorders it here), the
+    sampler's step callback passes through here (it counts the steps the windows shift by), and a run's per-run
+    state (prepared ControlNet hints, the step count) lives exactly this long."""
+    handler = _handler(getattr(executor.class_obj, "model_options", None))
+    if handler is None:
+        return executor(*args, **kwargs)
+    arguments = _arguments(_OUTER_SAMPLE, args, kwargs, skip=1)
+    noise = arguments["noise"]
+    if handler.options.freenoise and noise.ndim > 1 and noise.size(0) > handler.context_length:
+        stride = handler.context_length - handler.context_overlap
+        noise = freenoise.freenoise_shuffle(noise, handler.context_length, stride, int(arguments.get("seed") or 0))
+        args, kwargs = _replaced(_OUTER_SAMPLE, args, kwargs, "noise", noise, skip=1)
+    callback = arguments.get("callback")
+
+    def count_steps(step, *rest, **more):
+        handler.step_done(step)
+        return None if callback is None else callback(step, *rest, **more)
+
+    args, kwargs = _replaced(_OUTER_SAMPLE, args, kwargs, "callback", count_steps, skip=1)
+    handler.begin_run()
+    try:
+        return executor(*args, **kwargs)
+    finally:
+        handler.end_run()
 
 
 def attach_context_options(model_patcher, options: ContextOptions) -> None:
     """Make sampling with this (already cloned) model run in context windows; the caller owns the clone."""
     model_patcher.model_options[HANDLER_KEY] = AnimateFlowContextHandler(options)
-    prepare, outer = comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
+    prepare = comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING
+    outer = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
     # Attaching twice (Set Context Options, then Apply Motion Module) must replace, not stack, our wrappers.
     model_patcher.remove_wrappers_with_key(prepare, WRAPPER_KEY)
     model_patcher.remove_wrappers_with_key(outer, WRAPPER_KEY)
-    # Size the memory estimate for one window, not the whole video, or long videos would offload needlessly.
-    model_patcher.add_wrapper_with_key(prepare, WRAPPER_KEY, core._prepare_sampling_wrapper)
-    if options.freenoise:
-        model_patcher.add_wrapper_with_key(outer, WRAPPER_KEY, freenoise.outer_sample_wrapper)
+    model_patcher.add_wrapper_with_key(prepare, WRAPPER_KEY, _prepare_sampling_wrapper)
+    model_patcher.add_wrapper_with_key(outer, WRAPPER_KEY, _outer_sample_wrapper)
+

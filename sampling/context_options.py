@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SCHEDULES = ("uniform", "static", "looped")
-FUSE_METHODS = ("pyramid", "flat", "gaussian")
+FUSE_METHODS = ("pyramid", "flat", "gaussian", "overwrite")
 
 
 class ContextOptionsError(ValueError):
@@ -25,6 +25,7 @@ class ContextOptions:
     schedule: str = "uniform"
     fuse_method: str = "pyramid"
     freenoise: bool = False
+    max_batched_windows: int = 0
 
     def __post_init__(self) -> None:
         node = "Context Options"
@@ -37,6 +38,9 @@ class ContextOptions:
         if not 0 <= overlap < self.context_length:
             raise ContextOptionsError(f"{node}: context_overlap must be -1 (a quarter of the length) or between 0 and "
                                       f"context_length - 1 = {self.context_length - 1} (got {self.context_overlap}).")
+        if self.max_batched_windows < 0:
+            raise ContextOptionsError(f"{node}: max_batched_windows must be 0 (auto: as many as keep peak memory "
+                                      f"within 3% of one window's) or a positive limit (got {self.max_batched_windows}).")
         if self.schedule not in SCHEDULES:
             raise ContextOptionsError(f"{node}: unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
         if self.fuse_method not in FUSE_METHODS:
@@ -47,6 +51,12 @@ class ContextOptions:
     def resolved_overlap(self) -> int:
         """The original extension's `Overlap = -1` means a quarter of the context length."""
         return self.context_length // 4 if self.context_overlap == -1 else self.context_overlap
+
+    def describe(self) -> str:
+        """The settings as a user reads them on the node, for error messages."""
+        return (f"context_length {self.context_length}, context_overlap {self.resolved_overlap}, "
+                f"context_stride {self.context_stride}, schedule {self.schedule}, closed_loop {self.closed_loop}, "
+                f"fuse_method {self.fuse_method}")
 
 
 def require_context_options(value: object, node: str) -> ContextOptions:

@@ -22,7 +22,7 @@ scale_schedule = pack_module("motion.scale_schedule")
 APPLY = "AnimateFlow_ApplyMotionModule"
 TYPES = {"CheckpointLoaderSimple": ("MODEL", "CLIP", "VAE"), APPLY: ("MODEL",), "KSampler": ("LATENT",),
          "CFGGuider": ("GUIDER",), "SamplerCustomAdvanced": ("LATENT", "LATENT"), "ModelSamplingDiscrete": ("MODEL",),
-         "AnimateFlow_LoadMotionModule": ("MOTION_MODULE", "STRING"), "VAEDecode": ("IMAGE",)}
+         "AnimateFlow_LoadMotionModule": ("ANIMATEFLOW_MOTION_MODULE", "STRING"), "VAEDecode": ("IMAGE",)}
 
 
 def _graph(*edges_to_sampler: str) -> dict:
