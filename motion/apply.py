@@ -20,7 +20,8 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
                         context_options=None, fast_mode: str = "auto"):
     """A clone of `model` that samples videos with `motion`; `model` itself is left as it was.
 
-    fast_mode "auto" runs the motion modules through `fast_path` where it can (CUDA, fp16/bf16), "off" never.
+    fast_mode "auto" runs the motion modules through `fast_path` where it can (CUDA, fp16/bf16), "off" never; the
+    clone gets its own `FastPath`, so what one model compiles or fails at never changes another's.
     """
     fmt = motion.format
     schedule = beta_schedules.resolve(beta_schedule, fmt.default_betas)
@@ -37,7 +38,7 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
                                      f"{motion.name} ({fmt.name}, {fmt.family})")
 
     patched = model.clone()
-    inject.inject(patched, motion.patcher, points, motion_scale, fast_mode)
+    inject.inject(patched, motion.patcher, points, motion_scale, fast_path.FastPath(fast_mode))
     if fmt.groupnorm_over_frames:
         v1_groupnorm.attach(patched)
     beta_schedules.apply(patched, schedule)

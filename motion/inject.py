@@ -100,7 +100,7 @@ def _container(unet, point: InsertionPoint):
     return unet.middle_block if point.block is None else getattr(unet, point.blocks)[point.block]
 
 
-def _motion_layer_handler(scale: float, fast_mode: str, layer: VanillaTemporalModule, x, emb, context,
+def _motion_layer_handler(scale: float, fast: fast_path.FastPath, layer: VanillaTemporalModule, x, emb, context,
                           transformer_options, *args):
     frames = frames_per_video(x.shape[0], transformer_options)
     if frames > layer.pe_length:
@@ -108,8 +108,8 @@ def _motion_layer_handler(scale: float, fast_mode: str, layer: VanillaTemporalMo
             f"{NODE}: {frames} frames exceed the motion module's positional encoding of {layer.pe_length} frames. "
             f"Connect Context Options with context_length ≤ {layer.pe_length} to the context_options input to sample "
             "longer videos in windows.")
-    if fast_path.use_fast_path(fast_mode, x, frames):
-        return fast_path.forward(layer, x, frames, scale)
+    if fast.use(x, frames):
+        return fast.forward(layer, x, frames, scale)
     return layer(x, frames, scale)
 
 
@@ -136,9 +136,20 @@ def is_applied(model_patcher) -> bool:
     return bool(model_patcher.get_additional_models_with_key(KEY))
 
 
-def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_scale: float, fast_mode: str) -> None:
-    """Put the motion module's layers at `points` of the (already cloned) model while it is loaded."""
+def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_scale: float,
+           fast: fast_path.FastPath) -> None:
+    """Put the motion module's layers at `points` of the (already cloned) model while it is loaded; `fast` is this
+    patched model's own fast path (shared by its clones)."""
     model_patcher.set_additional_models(KEY, [motion_patcher])
     model_patcher.set_injections(KEY, [_injection(points)])
     model_patcher.set_model_forward_timestep_embed_patch(
-        (VanillaTemporalModule, functools.partial(_motion_layer_handler, float(motion_scale), fast_mode)))
+        (VanillaTemporalModule, functools.partial(_motion_layer_handler, float(motion_scale), fast)))
+
+
+def fast_path_of(model_patcher) -> fast_path.FastPath | None:
+    """The fast path a patched model's motion layers use (for the benchmark and tests), or None if none applied."""
+    patches = model_patcher.model_options.get("transformer_options", {}).get("patches", {})
+    for owner, handler in patches.get("forward_timestep_embed_patch", []):
+        if owner is VanillaTemporalModule and isinstance(handler, functools.partial):
+            return next((a for a in handler.args if isinstance(a, fast_path.FastPath)), None)
+    return None
