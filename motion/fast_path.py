@@ -199,7 +199,7 @@ class FastPath:
         self.mode = mode
         self._compiler = compiler
         self._device_types = device_types
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._ready: dict[tuple, Callable] = {}
         self._failed: dict[tuple, str] = {}
         self._pending: dict[tuple, concurrent.futures.Future] = {}
@@ -283,6 +283,8 @@ class FastPath:
         with self._lock:
             if key in self._pending or key in self._ready or key in self._failed:
                 return
+            self._say(logging.INFO, "AnimateFlow motion modules: compiling the fast path for this model's shapes in "
+                                    "the background; each shape runs the plain path until its graph is ready.")
             example = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device)
             self._pending[key] = _compile_executor().submit(self._compile, key, example, frames, heads, spec, leaves,
                                                             torch.is_inference_mode_enabled())
