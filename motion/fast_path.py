@@ -8,12 +8,16 @@ per token, so they run in the frame-major layout as well), q, k and v come from 
 MAX_FRAMES frames is a Triton kernel of ours (triton_attention.py; batched matmuls and a softmax where Triton is
 missing), and elementwise work fuses into neighbouring kernels.
 
-Why compile in the background: compiling the four shapes of an SD1.5 step takes ~30 s on a machine with cold
-caches, ten times a short render. A `FastPath` (one per patched model, made by apply.py) therefore runs the plain
-path for a shape until that shape's graph is ready, compiles on a worker thread meanwhile, and switches per shape
-when it is. The graph is traced with make_fx and handed to inductor directly, not through torch.compile's guards:
-a compiled graph is a plain callable for one shape, so the sampling thread never compiles and never waits.
-Inductor's on-disk caches make the next process's compile a few seconds.
+Why compile in the background, and only between samplings: compiling the four shapes of an SD1.5 step takes
+~30 s with cold caches (~25 s warm), ten times a short render. A `FastPath` (one per patched model, made by apply.py)
+runs the plain path for a shape until that shape's graph is ready, compiles on a worker thread, and switches per
+shape when it is. The graph is traced with make_fx and handed to inductor directly, not through torch.compile's
+guards: a compiled graph is a plain callable for one shape, so the sampling thread never compiles and never waits.
+Measured on an H100 (benchmarks/NOTES.md), a compile thread running beside sampling made a 3.2 s render take
+7.3 s: every PyTorch op releases the interpreter lock and then waits for the compiling thread to give it back. So
+the worker pauses at its next Python call whenever one of our models samples (`SAMPLING`, entered by an
+OUTER_SAMPLE wrapper), for at most PAUSE_LIMIT_S per sampling: a render never waits on a compile, and one longer
+than that compiles alongside and gains for the rest of it.
 
 The plain path (model.py, ComfyUI's attention) stays the reference and what runs on CPU, under an outer
 torch.compile, for a shape whose compile failed, and while a shape compiles; each reason is said once.
@@ -24,7 +28,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import sys
 import threading
+import time
 from typing import Callable
 
 import comfy.ops
@@ -42,6 +48,7 @@ _FAST_DTYPES = (torch.float16, torch.bfloat16)
 # A compile's trial run allocates about this many times the input (the GEGLU hidden layer is 8 channels per
 # channel); it runs only where that much is free, so the first render never runs out of memory for it.
 _TRIAL_RUN_MEMORY = 16
+PAUSE_LIMIT_S = 60.0
 
 
 def short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
@@ -160,6 +167,85 @@ def compile_graph(fn: Callable, example_inputs: list[torch.Tensor]) -> Callable:
 
     graph = make_fx(fn, tracing_mode="fake")(*example_inputs)
     return torch._inductor.compile(graph, list(example_inputs))
+
+
+class SamplingGate:
+    """Whether any of our models is sampling, and the compile worker's pause while one is.
+
+    The worker traces its own Python calls (sys.settrace is per thread) and waits at the next one while a sampling
+    runs, so it holds no interpreter time then. It never pauses where a lock others may need could be held: inside
+    logging, imports or threading code. A pause ends when the samplings end or when the current one has run
+    PAUSE_LIMIT_S, which also bounds any stall a paused worker could cause.
+    """
+
+    _UNSAFE = ("logging", "importlib", "threading", "queue", "concurrent", "multiprocessing", "subprocess")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._started = 0.0
+        self._idle = threading.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def sampling(self):
+        with self._lock:
+            self._running += 1
+            if self._running == 1:
+                self._started = time.monotonic()
+                self._idle.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    self._idle.set()
+
+    def _hold_back(self) -> float:
+        """Seconds a compile should still wait; 0 when it may run."""
+        if self._idle.is_set():
+            return 0.0
+        return max(0.0, self._started + PAUSE_LIMIT_S - time.monotonic())
+
+    def trace(self, frame, event: str, arg):
+        if event == "call" and not self._idle.is_set() and self._hold_back() > 0 and self._safe_to_pause(frame):
+            sys.settrace(None)  # no tracing, and none of its cost to other threads, while paused
+            try:
+                while (left := self._hold_back()) > 0:
+                    self._idle.wait(left)
+            finally:
+                sys.settrace(self.trace)
+        return None
+
+    def _safe_to_pause(self, frame) -> bool:
+        while frame is not None and frame.f_code is not _gated_code:
+            if frame.f_globals.get("__name__", "").split(".")[0] in self._UNSAFE:
+                return False
+            frame = frame.f_back
+        return True
+
+    def run(self, fn: Callable, *args):
+        """`fn(*args)` on this thread with its Python calls gated."""
+        sys.settrace(self.trace)
+        try:
+            return _gated(fn, *args)
+        finally:
+            sys.settrace(None)
+
+
+def _gated(fn: Callable, *args):
+    return fn(*args)
+
+
+_gated_code = _gated.__code__
+SAMPLING = SamplingGate()
+
+
+def while_sampling(executor, *args, **kwargs):
+    """OUTER_SAMPLE wrapper of every patched model: compiles wait while it samples."""
+    with SAMPLING.sampling():
+        return executor(*args, **kwargs)
 
 
 _executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -286,8 +372,8 @@ class FastPath:
             self._say(logging.INFO, "AnimateFlow motion modules: compiling the fast path for this model's shapes in "
                                     "the background; each shape runs the plain path until its graph is ready.")
             example = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device)
-            self._pending[key] = _compile_executor().submit(self._compile, key, example, frames, heads, spec, leaves,
-                                                            torch.is_inference_mode_enabled())
+            self._pending[key] = _compile_executor().submit(SAMPLING.run, self._compile, key, example, frames, heads,
+                                                            spec, leaves, torch.is_inference_mode_enabled())
 
     def _compile(self, key: tuple, x: torch.Tensor, frames: int, heads: int, spec, leaves: list,
                  inference: bool) -> None:
@@ -298,9 +384,8 @@ class FastPath:
         slots = [isinstance(leaf, torch.Tensor) for leaf in leaves]
         try:
             device_scope = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
-            lock = getattr(getattr(torch._dynamo, "convert_frame", None), "compile_lock", contextlib.nullcontext())
             grad_mode = torch.inference_mode() if inference else torch.no_grad()
-            with device_scope, grad_mode, lock:
+            with device_scope, grad_mode:
                 attention = attention_kernel(x.device)
 
                 def flat_math(x_, scale_, *tensors_):

@@ -144,6 +144,7 @@ def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_s
     model_patcher.set_injections(KEY, [_injection(points)])
     model_patcher.set_model_forward_timestep_embed_patch(
         (VanillaTemporalModule, functools.partial(_motion_layer_handler, float(motion_scale), fast)))
+    model_patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY, fast_path.while_sampling)
 
 
 def fast_path_of(model_patcher) -> fast_path.FastPath | None:

@@ -13,6 +13,7 @@ import copy
 import logging
 import threading
 
+import comfy.patcher_extension
 import pytest
 import torch
 from conftest import pack_module
@@ -173,6 +174,42 @@ def test_a_compiled_graph_that_fails_when_called_falls_back_for_its_shape(caplog
             assert torch.equal(fast.forward(layer, x, 4), layer(x, 4, 1.0))
     assert fast.summary() == {"ready": 0, "pending": 0, "failed": 1}
     assert len([r for r in caplog.records if "compiled graph failed" in r.getMessage()]) == 1
+
+
+def test_compiles_wait_while_one_of_our_models_samples(monkeypatch):
+    """A compile beside sampling takes the interpreter from the sampling thread (measured: a 3.2 s render took 7.3 s),
+    so the worker pauses while a sampling runs, and for no longer than PAUSE_LIMIT_S of it."""
+    layer = bf16_layer()
+    compiler = StandInCompiler()
+    fast = cpu_fast_path(compiler)
+    x = torch.randn(8, layer.channels, 3, 4, generator=torch.Generator().manual_seed(6)).bfloat16()
+    with torch.no_grad():
+        with fast_path.SAMPLING.sampling():
+            fast.forward(layer, x, 4)
+            assert not fast.wait(timeout=1.0), "the compile must not run while the model samples"
+            assert compiler.compiled == [] and fast.summary()["pending"] == 1
+        assert fast.wait(timeout=60) and compiler.compiled == [(8, layer.channels, 3, 4)]
+
+        monkeypatch.setattr(fast_path, "PAUSE_LIMIT_S", 0.5)
+        other = torch.randn(8, layer.channels, 3, 5, generator=torch.Generator().manual_seed(7)).bfloat16()
+        with fast_path.SAMPLING.sampling():
+            fast.forward(layer, other, 4)
+            assert fast.wait(timeout=60), "a sampling longer than PAUSE_LIMIT_S lets the compile run"
+    assert len(compiler.compiled) == 2
+
+
+def test_the_sampling_wrapper_marks_sampling_and_is_registered():
+    seen = []
+
+    def executor(*args, **kwargs):
+        seen.append(fast_path.SAMPLING._hold_back() > 0)
+        return "sampled"
+
+    assert fast_path.while_sampling(executor, 1, k=2) == "sampled" and seen == [True]
+    assert fast_path.SAMPLING._hold_back() == 0
+    patched = apply.apply_motion_module(small_sd15_model(), small_motion(), beta_schedule="sd")
+    wrappers = patched.wrappers[comfy.patcher_extension.WrappersMP.OUTER_SAMPLE][inject.KEY]
+    assert fast_path.while_sampling in wrappers
 
 
 def test_each_applied_model_has_its_own_fast_path_shared_by_its_clones():
