@@ -289,6 +289,9 @@ class FastPath:
         self._ready: dict[tuple, Callable] = {}
         self._failed: dict[tuple, str] = {}
         self._pending: dict[tuple, concurrent.futures.Future] = {}
+        # Input shapes with no graph to run yet (compiling or failed): the plain path without gathering parameters,
+        # so a render that waits on a compile costs what eager costs.
+        self._waiting: set[tuple] = set()
         self._said: set[str] = set()
         self._scales: dict[tuple, torch.Tensor] = {}
 
@@ -336,6 +339,9 @@ class FastPath:
         """
         if not isinstance(scale, torch.Tensor) and scale == 0.0:
             return x
+        shape = (layer.channels, tuple(x.shape), x.stride(), x.dtype, x.device, frames)
+        if shape in self._waiting:
+            return layer(x, frames, scale)
         comfy.ops.run_every_op()
         transformer = layer.temporal_transformer
         heads = transformer.transformer_blocks[0].attention_blocks[0].heads
@@ -351,9 +357,9 @@ class FastPath:
             except torch.cuda.OutOfMemoryError:
                 raise
             except Exception as error:  # e.g. an input whose layout differs from the compiled one
-                self._fail(key, x, frames, error, "its compiled graph failed")
+                self._fail(key, shape, x, frames, error, "its compiled graph failed")
         elif key not in self._failed:
-            self._request(key, x, frames, heads, spec, leaves)
+            self._request(key, shape, x, frames, heads, spec, leaves)
         return layer(x, frames, scale)
 
     def _scale_tensor(self, scale: float | torch.Tensor, frames: int, x: torch.Tensor) -> torch.Tensor:
@@ -365,17 +371,19 @@ class FastPath:
             cached = self._scales[key] = torch.full((frames,), float(scale), dtype=x.dtype, device=x.device)
         return cached
 
-    def _request(self, key: tuple, x: torch.Tensor, frames: int, heads: int, spec, leaves: list) -> None:
+    def _request(self, key: tuple, shape: tuple, x: torch.Tensor, frames: int, heads: int, spec,
+                 leaves: list) -> None:
         with self._lock:
             if key in self._pending or key in self._ready or key in self._failed:
                 return
+            self._waiting.add(shape)
             self._say(logging.INFO, "AnimateFlow motion modules: compiling the fast path for this model's shapes in "
                                     "the background; each shape runs the plain path until its graph is ready.")
             example = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device)
-            self._pending[key] = _compile_executor().submit(SAMPLING.run, self._compile, key, example, frames, heads,
-                                                            spec, leaves, torch.is_inference_mode_enabled())
+            self._pending[key] = _compile_executor().submit(SAMPLING.run, self._compile, key, shape, example, frames,
+                                                            heads, spec, leaves, torch.is_inference_mode_enabled())
 
-    def _compile(self, key: tuple, x: torch.Tensor, frames: int, heads: int, spec, leaves: list,
+    def _compile(self, key: tuple, shape: tuple, x: torch.Tensor, frames: int, heads: int, spec, leaves: list,
                  inference: bool) -> None:
         """On the worker thread: trace and compile one shape, run it once where memory allows (first-launch tuning
         stays off the sampling thread), then publish it. Grad and inference mode are thread-local: the caller's
@@ -403,16 +411,18 @@ class FastPath:
                         torch.cuda.synchronize(x.device)
             with self._lock:
                 self._ready[key] = compiled
+                self._waiting.discard(shape)
         except Exception as error:  # no Triton, no C compiler, an inductor bug: this shape stays on the plain path
-            self._fail(key, x, frames, error, "it did not compile")
+            self._fail(key, shape, x, frames, error, "it did not compile")
         finally:
             with self._lock:
                 self._pending.pop(key, None)
 
-    def _fail(self, key: tuple, x: torch.Tensor, frames: int, error: Exception, what: str) -> None:
+    def _fail(self, key: tuple, shape: tuple, x: torch.Tensor, frames: int, error: Exception, what: str) -> None:
         with self._lock:
             self._failed[key] = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
             self._ready.pop(key, None)
+            self._waiting.add(shape)
         self._say(logging.WARNING, f"AnimateFlow motion modules: no fast path for {_describe(x, frames)}, {what} "
                                    f"({self._failed[key]}); that shape runs the plain path with ComfyUI's attention.")
 
