@@ -1,9 +1,12 @@
-"""MP4 (H.264) and WEBM (VP9) through the ffmpeg binary that imageio-ffmpeg ships.
+"""Every ffmpeg-made format (MP4, WEBM, H.265, AV1, ProRes, FFV1) through the binary imageio-ffmpeg ships.
 
-Frames go to ffmpeg's stdin as raw RGB in small chunks, so memory stays near the input tensor however long
-the video is. Metadata travels in an ffmetadata file rather than on the command line because a workflow's
-JSON can exceed the kernel's limit for one argument. The keys `prompt` and `workflow` are the ones
-ComfyUI's editor reads back when an MP4 or WEBM is dropped on it.
+Frames go to ffmpeg's stdin as raw RGB(A), 8 or 16 bits, in small chunks, so memory stays near the input tensor
+however long the video is. RGB becomes Y'CbCr with the BT.709 matrix in TV range, named in the filter rather than
+left to swscale's default (BT.601), and the stream is tagged BT.709 (matrix, primaries, transfer, range):
+untagged video is guessed at by players and browsers (BT.601 for small sizes, BT.709 for HD), which shifts
+colours. RGB formats (FFV1) keep the planes as they are and are tagged sRGB. Metadata travels in an ffmetadata
+file rather than on the command line because a workflow's JSON can exceed the kernel's limit for one argument.
+The keys `prompt` and `workflow` are the ones ComfyUI's editor reads back when an MP4 or WEBM is dropped on it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,9 @@ from fractions import Fraction
 import imageio_ffmpeg
 import numpy as np
 
-log = logging.getLogger(__name__)
+from .video_formats import FORMATS, Format, Layout, codec_args
 
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-# libvpx has no x264 presets: its speed knob is cpu-used (0 slowest .. 5 fastest in "good" mode).
-_VP9_CPU_USED = {"ultrafast": 5, "superfast": 5, "veryfast": 5, "faster": 4, "fast": 4, "medium": 3,
-                 "slow": 2, "slower": 1, "veryslow": 1}
+log = logging.getLogger(__name__)
 
 
 class FFmpegError(RuntimeError):
@@ -75,33 +75,47 @@ def _write_ffmetadata(path: str, metadata: dict[str, object]) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def _codec_args(container: str, crf: int, preset: str, has_audio: bool) -> list[str]:
-    if container == "mp4":
-        args = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-                "-movflags", "+faststart+use_metadata_tags", "-f", "mp4"]
-        return args + (["-c:a", "aac", "-b:a", "192k"] if has_audio else [])
-    if container == "webm":
-        args = ["-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0", "-pix_fmt", "yuv420p",
-                "-deadline", "good", "-cpu-used", str(_VP9_CPU_USED[preset]), "-row-mt", "1", "-f", "webm"]
-        return args + (["-c:a", "libopus", "-b:a", "128k"] if has_audio else [])
-    raise ValueError(f"unknown container {container!r}")
+# Colour of every Y'CbCr stream we write. The scale filter converts with this matrix and range; setparams
+# stamps the frames (encoders take their VUI / container tags from the frames), and the -color_* options
+# say the same to the encoder for muxers that read them from there.
+BT709_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+# RGB planes as they are: sRGB (BT.709 primaries, sRGB transfer), full range.
+SRGB_TAGS = ["-colorspace", "rgb", "-color_primaries", "bt709", "-color_trc", "iec61966-2-1", "-color_range", "pc"]
 
 
-def needs_even_size(container: str) -> bool:
-    """H.264 in yuv420p cannot hold odd sizes; VP9 can."""
-    return container == "mp4"
+def yuv_filter(pix_fmt: str) -> str:
+    """RGB (full range) → `pix_fmt` with the BT.709 matrix in TV range, frames tagged BT.709."""
+    return (f"scale=out_color_matrix=bt709:out_range=tv:flags=accurate_rnd+full_chroma_int,format={pix_fmt},"
+            "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709")
 
 
-def encode(chunks: Iterable[np.ndarray], out_path: str, spec: VideoSpec, container: str, *, crf: int,
-           preset: str, metadata: dict[str, object] | None = None, audio: Audio | None = None,
-           node: str = "Video Combine") -> None:
-    """Stream uint8 RGB chunks [k, H, W, 3] into an MP4 or WEBM at `out_path` (written in place)."""
-    if preset not in PRESETS:
-        raise ValueError(f"{node}: preset {preset!r} is not one of {', '.join(PRESETS)}")
+def rgb_filter(pix_fmt: str) -> str:
+    return f"format={pix_fmt},setparams=range=pc:colorspace=gbr:color_primaries=bt709:color_trc=iec61966-2-1"
+
+
+def input_pix_fmt(layout: Layout) -> str:
+    """The raw layout our chunks arrive in: 16 bits per channel for formats stored above 8 bits."""
+    if layout.depth > 8:
+        return "rgba64le" if layout.alpha else "rgb48le"
+    return "rgba" if layout.alpha else "rgb24"
+
+
+def padded_size(fmt: Format, width: int, height: int) -> tuple[int, int]:
+    if fmt.even_size:
+        return width + width % 2, height + height % 2
+    return width, height
+
+
+def encode(chunks: Iterable[np.ndarray], out_path: str, spec: VideoSpec, fmt: Format | str, *, crf: int,
+           preset: str, layout: Layout | None = None, metadata: dict[str, object] | None = None,
+           audio: Audio | None = None, node: str = "Video Combine") -> None:
+    """Stream RGB(A) chunks [k, H, W, 3|4] (uint8, or uint16 for layouts above 8 bits) into `out_path`."""
+    fmt = FORMATS[fmt] if isinstance(fmt, str) else fmt
+    layout = layout or fmt.layout(8, False)
     rate = Fraction(spec.fps).limit_denominator(1001)
     with tempfile.TemporaryDirectory(prefix="animateflow-ffmpeg-") as work:
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{spec.width}x{spec.height}",
+               "-f", "rawvideo", "-pix_fmt", input_pix_fmt(layout), "-s", f"{spec.width}x{spec.height}",
                "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0"]
         maps = ["-map", "0:v"]
         if metadata:
@@ -109,27 +123,33 @@ def encode(chunks: Iterable[np.ndarray], out_path: str, spec: VideoSpec, contain
             _write_ffmetadata(meta_path, metadata)
             cmd += ["-f", "ffmetadata", "-i", meta_path]
             maps += ["-map_metadata", "1"]
-        if audio is not None:
+        if audio is not None and fmt.audio_args:
             audio_path = os.path.join(work, "audio.f32")
             audio.samples.tofile(audio_path)
             cmd += ["-f", "f32le", "-ar", str(audio.sample_rate), "-ac", str(audio.samples.shape[1]),
                     "-i", audio_path]
-            maps += ["-map", f"{2 if metadata else 1}:a"]
-        if needs_even_size(container) and (spec.width % 2 or spec.height % 2):
-            log.warning("%s: %dx%d is odd; yuv420p %s needs even sizes, padding to %dx%d with black",
-                        node, spec.width, spec.height, container.upper(),
-                        spec.width + spec.width % 2, spec.height + spec.height % 2)
-            maps += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
-        cmd += maps + _codec_args(container, crf, preset, audio is not None) + [out_path]
-        _run(cmd, chunks, spec, container, node)
+            maps += ["-map", f"{2 if metadata else 1}:a", *fmt.audio_args]
+        filters = [rgb_filter(layout.pix_fmt) if fmt.rgb else yuv_filter(layout.pix_fmt)]
+        if padded_size(fmt, spec.width, spec.height) != (spec.width, spec.height):
+            log.warning("%s: %dx%d is odd; %s needs even sizes, padding to %dx%d with black",
+                        node, spec.width, spec.height, fmt.label, *padded_size(fmt, spec.width, spec.height))
+            filters.insert(0, "pad=ceil(iw/2)*2:ceil(ih/2)*2")
+        maps += ["-vf", ",".join(filters), *(SRGB_TAGS if fmt.rgb else BT709_TAGS)]
+        cmd += maps + codec_args(fmt, layout, crf=crf, preset=preset, width=spec.width)
+        cmd += [*fmt.muxer_args, out_path]
+        _run(cmd, chunks, spec, layout, fmt.label, node)
 
 
-def _run(cmd: list[str], chunks: Iterable[np.ndarray], spec: VideoSpec, container: str, node: str) -> None:
+def _run(cmd: list[str], chunks: Iterable[np.ndarray], spec: VideoSpec, layout: Layout, label: str,
+         node: str) -> None:
+    channels = 4 if layout.alpha else 3
+    # SVT-AV1 prints its banner on stderr whatever ffmpeg's log level; 1 keeps its errors only.
+    env = {**os.environ, "SVT_LOG": "1"}
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env)
         try:
             for chunk in chunks:
-                if chunk.shape[1:] != (spec.height, spec.width, 3):
+                if chunk.shape[1:] != (spec.height, spec.width, channels):
                     raise ValueError(f"{node}: frame of shape {chunk.shape[1:]} in a {spec.width}x{spec.height} "
                                      f"video; every frame of the batch must have the same size")
                 proc.stdin.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
@@ -144,4 +164,4 @@ def _run(cmd: list[str], chunks: Iterable[np.ndarray], spec: VideoSpec, containe
         if code != 0:
             errors.seek(0)
             message = errors.read().decode("utf-8", "replace").strip()[:2000] or f"exit status {code}"
-            raise FFmpegError(f"{node}: ffmpeg could not write the {container.upper()}: {message}")
+            raise FFmpegError(f"{node}: ffmpeg could not write the {label}: {message}")

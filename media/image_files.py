@@ -20,7 +20,8 @@ def png_info(metadata: dict[str, object] | None) -> PngInfo | None:
 
 
 def write_png(frame: np.ndarray, path: str, info: PngInfo | None) -> None:
-    Image.fromarray(frame, "RGB").save(path, format="PNG", pnginfo=info, compress_level=4)
+    """An [H, W, 3] (RGB) or [H, W, 4] (RGBA) uint8 frame as PNG."""
+    Image.fromarray(frame).save(path, format="PNG", pnginfo=info, compress_level=4)
 
 
 def generation_info(prompt: dict | None, facts: dict[str, object]) -> str:

@@ -2,12 +2,15 @@
 
 That layout is a folder with `image/` (the frames) and `mask/` (one mask per frame, white = repaint) subfolders.
 Frames sort naturally (frame2 before frame10) since exporters rarely zero-pad. The batch is allocated once and
-filled file by file, so memory stays close to the output tensors.
+filled file by file, so memory stays close to the output tensors. Every frame is a file of its own that may be a
+link, so each one goes through the caller's path check (links leading outside the allowed folders are refused), and
+the file opened is the link's resolved target, the one that was checked.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +25,10 @@ def natural_key(name: str) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name)]
 
 
-def list_images(folder: Path) -> list[Path]:
+def list_images(folder: Path, check_path: Callable[[Path], Path] = Path.resolve) -> list[Path]:
+    """The images in `folder` in natural order, each as the real path `check_path` returns (it may refuse one)."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-    return sorted(files, key=lambda p: natural_key(p.name))
+    return [check_path(p) for p in sorted(files, key=lambda p: natural_key(p.name))]
 
 
 def _open(path: Path, mode: str) -> Image.Image:
@@ -48,11 +52,15 @@ def _fill(files: list[Path], mode: str, out: torch.Tensor, reference: Path) -> N
         out[i].copy_(torch.from_numpy(np.array(img))).div_(255.0)
 
 
-def load_image_sequence(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """IMAGE [B,H,W,3] and, with `image/` + `mask/` subfolders, MASK [B,H,W] (else None), both 0..1."""
+def load_image_sequence(folder: Path, check_path: Callable[[Path], Path] = Path.resolve
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """IMAGE [B,H,W,3] and, with `image/` + `mask/` subfolders, MASK [B,H,W] (else None), both 0..1.
+
+    `check_path` maps each listed file to the real path to open, or raises when it is not allowed.
+    """
     image_dir, mask_dir = folder / "image", folder / "mask"
     layout = image_dir.is_dir() and mask_dir.is_dir()
-    frames = list_images(image_dir if layout else folder)
+    frames = list_images(image_dir if layout else folder, check_path)
     if not frames:
         where = image_dir if layout else folder
         raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {where}")
@@ -61,7 +69,7 @@ def load_image_sequence(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None
     _fill(frames, "RGB", images, frames[0])
     if not layout:
         return images, None
-    masks = list_images(mask_dir)
+    masks = list_images(mask_dir, check_path)
     if len(masks) != len(frames):
         raise ValueError(
             f"{mask_dir} has {len(masks)} masks but {image_dir} has {len(frames)} images: "

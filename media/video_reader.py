@@ -5,6 +5,9 @@ which output slot, so the output tensor is allocated once at its final size and 
 into it and dropped. Collecting frames in a list and stacking them would need twice the memory at the end.
 Options follow the Video Helper Suite convention users know: the rate change (force_rate) comes first, then
 skip_first_frames, select_every_nth and frame_load_cap count frames of the rate-changed sequence.
+
+Y'CbCr becomes RGB with the matrix and range the file is tagged with; an untagged file is read the way players
+read it (BT.709 from 1280 wide or taller than 576 lines, BT.601 below), so colours match what users see.
 """
 
 from __future__ import annotations
@@ -12,16 +15,27 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import psutil
 import torch
+from av.video.reformatter import Interpolation
+
+from .sealed_input import open_video
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", ".m4v")
+MAX_DECODE_ENV = "ANIMATEFLOW_MAX_DECODE_GB"
+_DEFAULT_SHARE_OF_AVAILABLE = 0.8
+
+
+class DecodeTooLargeError(ValueError):
+    """The frames asked for would not fit in memory; raised before anything is allocated."""
 
 
 @dataclass
@@ -60,18 +74,9 @@ class _Plan:
     fps: float
 
 
-def _open(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
-        raise FileNotFoundError(f"video file not found: {path}")
-    try:
-        return av.open(str(path))
-    except av.error.FFmpegError as err:
-        raise ValueError(f"cannot read video file {path}: not a video or corrupt ({err})") from err
-
-
 def _frame_times(path: Path) -> tuple[list[float], float, int, int]:
     """Presentation times (s, sorted), source fps and frame size, from packets alone (no decoding)."""
-    with _open(path) as container:
+    with open_video(path) as container:
         if not container.streams.video:
             raise ValueError(f"video file {path} has no video stream")
         stream = container.streams.video[0]
@@ -135,11 +140,43 @@ def _output_size(width: int, height: int, options: VideoOptions) -> tuple[int, i
     return width, height
 
 
+# AVColorSpace (what a file is tagged with) → swscale's matrix names.
+_MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+_AVCOL_RANGE_MPEG, _AVCOL_RANGE_JPEG = 1, 2
+# Bicubic chroma with full-precision rounding: a flat colour comes back within one code of what was encoded.
+_TO_RGB = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+def source_colour(frame: av.VideoFrame) -> tuple[str, int] | None:
+    """(swscale matrix, AVColorRange) the frame's Y'CbCr was made with; None for RGB or palette frames."""
+    fmt = frame.format
+    if fmt.is_rgb or len(fmt.components) < 3:  # RGB, palette (GIF) or grey: no matrix involved
+        return None
+    matrix = _MATRICES.get(int(frame.colorspace))
+    if matrix is None:
+        matrix = "ITU709" if frame.width >= 1280 or frame.height > 576 else "ITU601"
+    colour_range = int(frame.color_range)
+    if colour_range not in (_AVCOL_RANGE_MPEG, _AVCOL_RANGE_JPEG):
+        colour_range = _AVCOL_RANGE_JPEG if fmt.name.startswith("yuvj") else _AVCOL_RANGE_MPEG
+    return matrix, colour_range
+
+
+def to_rgb24(frame: av.VideoFrame, width: int, height: int):
+    """The frame as full-range RGB [H, W, 3] uint8 at the given size, converted with its own matrix and range."""
+    colour = source_colour(frame)
+    if colour is None:
+        return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=_TO_RGB)
+    matrix, colour_range = colour
+    return frame.reformat(width=width, height=height, format="rgb24", src_colorspace=matrix,
+                          src_color_range=colour_range, dst_color_range=_AVCOL_RANGE_JPEG,
+                          interpolation=_TO_RGB).to_ndarray()
+
+
 def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
     """Fill `out` from the decoder, one frame at a time; returns how many output slots were filled."""
     height, width = out.shape[1:3]
     filled = 0
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
@@ -151,7 +188,7 @@ def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
                 first = filled
                 while filled < len(plan.sources) and plan.sources[filled] <= index:
                     filled += 1
-                pixels = frame.to_ndarray(format="rgb24", width=width, height=height)
+                pixels = to_rgb24(frame, width, height)
                 out[first].copy_(torch.from_numpy(pixels)).div_(255.0)
                 out[first + 1 : filled].copy_(out[first].expand(filled - first - 1, -1, -1, -1))
         except av.error.FFmpegError as err:
@@ -161,7 +198,7 @@ def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
 
 def _read_audio(path: Path, start: float, end: float, video_start: float) -> dict | None:
     """The audio track between `start` and `end` (seconds from the first video frame), planar float32."""
-    with _open(path) as container:
+    with open_video(path) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
@@ -186,6 +223,34 @@ def _read_audio(path: Path, start: float, end: float, video_start: float) -> dic
     return {"waveform": waveform[:, first:last].unsqueeze(0).contiguous(), "sample_rate": rate}
 
 
+def decode_limit_bytes() -> tuple[int, str]:
+    """How many bytes a decoded batch may take, and where that limit comes from (for the error message)."""
+    override = os.environ.get(MAX_DECODE_ENV, "").strip()
+    if override:
+        try:
+            gigabytes = float(override)
+        except ValueError:
+            raise ValueError(f"the environment variable {MAX_DECODE_ENV} is {override!r}; set it to a number of "
+                             "gigabytes, e.g. 32") from None
+        return int(gigabytes * 2**30), f"set by the environment variable {MAX_DECODE_ENV}"
+    available = psutil.virtual_memory().available
+    return int(available * _DEFAULT_SHARE_OF_AVAILABLE), (
+        f"{_DEFAULT_SHARE_OF_AVAILABLE:.0%} of the RAM available now; whoever runs the server can set another "
+        f"limit in GB with the environment variable {MAX_DECODE_ENV}")
+
+
+def check_decode_size(frames: int, width: int, height: int) -> None:
+    """Refuse a load whose IMAGE batch (float32 RGB) would exceed the limit, before decoding a frame."""
+    need = frames * height * width * 3 * 4 + height * width * 3
+    limit, source = decode_limit_bytes()
+    if need > limit:
+        raise DecodeTooLargeError(
+            f"loading {frames} frames at {width}x{height} needs {need / 2**30:.1f} GB of RAM, above the limit of "
+            f"{limit / 2**30:.1f} GB ({source}). Load fewer frames (frame_load_cap, select_every_nth) or a smaller "
+            "size (custom_width, custom_height)"
+        )
+
+
 def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedVideo:
     """Decode a video file into an IMAGE batch with its fps and audio (None when it has no audio stream)."""
     path = Path(path)
@@ -195,6 +260,7 @@ def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedV
     times, fps, src_width, src_height = _frame_times(path)
     plan = _plan(times, fps, options)
     width, height = _output_size(src_width, src_height, options)
+    check_decode_size(len(plan.sources), width, height)
     out = torch.empty((len(plan.sources), height, width, 3), dtype=torch.float32)
     filled = _decode_into(path, plan, out)
     if filled == 0:

@@ -8,22 +8,36 @@ refused input leaves nothing behind.
 
 from __future__ import annotations
 
+import math
+
+from ..sampling import live_preview as live
 from ..sampling.context_options import require_context_options
-from . import beta_schedules, fast_path, inject, v1_groupnorm
+from . import beta_schedules, fast_path, inject, key_scale, motion_watch, v1_groupnorm
 from .errors import MotionApplyError
 from .loader import MotionModule
+from .scale_schedule import LayerScales, MotionScaleSchedule
 
 NODE = inject.NODE
 
 
 def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, beta_schedule: str = "auto",
-                        context_options=None, fast_mode: str = "auto"):
+                        context_options=None, fast_mode: str = "auto", scale_schedule: MotionScaleSchedule | None = None,
+                        attention_key_scale: float = 1.0, node_id: str | None = None, live_preview: bool = True):
     """A clone of `model` that samples videos with `motion`; `model` itself is left as it was.
 
     fast_mode "auto" runs the motion modules through `fast_path` where it can (CUDA, fp16/bf16), "off" never; the
     clone gets its own `FastPath`, so what one model compiles or fails at never changes another's.
+    `scale_schedule` (Motion Scale Schedule) multiplies motion_scale per frame, block and region;
+    `attention_key_scale` multiplies the temporal attention's keys (the leading pack's "scale").
+    `node_id` is the Apply Motion Module node's, where warnings about motion that did not happen are shown.
+    `live_preview` sends all frames of each step to the editor as an animation while sampling.
     """
     fmt = motion.format
+    if not math.isfinite(motion_scale) or motion_scale < 0:
+        raise MotionApplyError(f"{NODE}: motion_scale must be a finite number ≥ 0 (got {motion_scale}).")
+    if scale_schedule is not None and not isinstance(scale_schedule, MotionScaleSchedule):
+        raise MotionApplyError(f"{NODE}: motion_scale_schedule must come from this pack's Motion Scale Schedule "
+                               f"node, not {type(scale_schedule).__name__}; replace the connected node.")
     schedule = beta_schedules.resolve(beta_schedule, fmt.default_betas)
     if fast_mode not in fast_path.MODES:
         raise MotionApplyError(f"{NODE}: unknown fast_path {fast_mode!r}; choose one of {fast_path.MODES}.")
@@ -36,9 +50,15 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
             f"encoding ({pe_length} frames, {fmt.name}); set Context Options' context_length to {pe_length} or less.")
     points = inject.insertion_points(model.model.diffusion_model, motion.model, type(model.model.model_config).__name__,
                                      f"{motion.name} ({fmt.name}, {fmt.family})")
+    motion_patcher = key_scale.key_scaled(motion.patcher, attention_key_scale)
 
     patched = model.clone()
-    inject.inject(patched, motion.patcher, points, motion_scale, fast_path.FastPath(fast_mode))
+    scales = LayerScales(motion_scale, scale_schedule, inject.block_names(points))
+    watch = motion_watch.MotionWatch(node_id)
+    inject.inject(patched, motion_patcher, points, scales, fast_path.FastPath(fast_mode), watch)
+    motion_watch.attach(patched, watch)
+    if scales.never_moves():
+        motion_watch.warn(node_id, motion_watch.scale_zero_text())
     if fmt.groupnorm_over_frames:
         v1_groupnorm.attach(patched)
     beta_schedules.apply(patched, schedule)
@@ -46,4 +66,5 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
         from ..sampling.context_handler import attach_context_options
 
         attach_context_options(patched, context_options)
+    live.attach(patched, live_preview)
     return patched

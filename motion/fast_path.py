@@ -70,8 +70,9 @@ def transformer_math(x: torch.Tensor, frames: int, scale: float | torch.Tensor, 
                      attention=short_attention) -> torch.Tensor:
     """TemporalTransformer3D's forward (scale and residual included) on plain tensors, in the (b d) f c layout.
 
-    params = (group_norm, proj_in, blocks, proj_out) as built by `gather_params`; `scale` is a number or one value
-    per frame (a tensor of `frames` values); `attention` is swappable so the benchmark can measure other kernels.
+    params = (group_norm, proj_in, blocks, proj_out) as built by `gather_params`; `scale` is a number or a tensor
+    that broadcasts over (b·f, C, h, w) (Motion Scale Schedule's per-frame, per-region scales); `attention` is
+    swappable so the benchmark can measure other kernels.
     """
     (gn_weight, gn_bias, groups, gn_eps), proj_in, blocks, proj_out = params
     bf, c, h, w = x.shape
@@ -88,12 +89,8 @@ def transformer_math(x: torch.Tensor, frames: int, scale: float | torch.Tensor, 
         a, gate = F.linear(n, *ff_in).chunk(2, dim=-1)
         y = F.linear(a * F.gelu(gate), *ff_out) + y
     y = F.linear(y, *proj_out)
-    y = y.view(videos, tokens, frames, c).permute(0, 2, 3, 1)  # -> b f c (h w)
-    if isinstance(scale, torch.Tensor):
-        y = y * scale.to(y.dtype).view(1, frames, 1, 1)
-    else:
-        y = y * scale
-    return y.reshape(bf, c, h, w) + x
+    y = y.view(videos, tokens, frames, c).permute(0, 2, 3, 1).reshape(bf, c, h, w)  # -> (b f) c h w
+    return y * scale + x
 
 
 def _weights(layer: torch.nn.Module, x: torch.Tensor) -> tuple:
@@ -335,11 +332,14 @@ class FastPath:
         """The stand-in for `layer(x, frames, scale)`: the compiled graph for this shape when it is ready, else the
         plain path (and, the first time a shape is seen, its compile starts on the worker thread).
 
-        `scale` is a number or one value per frame (a tensor of `frames` values).
+        `scale` is a number or a tensor that broadcasts over x (scale_schedule.LayerScales: (b·f, 1, 1, 1) per frame,
+        (b·f, 1, h, w) with a region mask). The compiled graph takes it as a tensor input, so a new value never needs a
+        new graph; a new shape of it is a new graph.
         """
         if not isinstance(scale, torch.Tensor) and scale == 0.0:
             return x
-        shape = (layer.channels, tuple(x.shape), x.stride(), x.dtype, x.device, frames)
+        shape = (layer.channels, tuple(x.shape), x.stride(), x.dtype, x.device, frames,
+                 tuple(scale.shape) if isinstance(scale, torch.Tensor) else ())
         if shape in self._waiting:
             return layer(x, frames, scale)
         comfy.ops.run_every_op()
@@ -347,32 +347,36 @@ class FastPath:
         heads = transformer.transformer_blocks[0].attention_blocks[0].heads
         leaves, spec = tree_flatten(gather_params(transformer, x))
         tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
-        key = (_tensor_signature(x), frames, heads,
+        scale_tensor = self._scale_tensor(scale, x)
+        key = (_tensor_signature(x), _tensor_signature(scale_tensor), frames, heads,
                tuple(_tensor_signature(leaf) if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves))
         compiled = self._ready.get(key)
         if compiled is not None:
             try:
-                out = compiled(x, self._scale_tensor(scale, frames, x), *tensors)
+                out = compiled(x, scale_tensor, *tensors)
                 return out[0] if isinstance(out, (tuple, list)) else out
             except torch.cuda.OutOfMemoryError:
                 raise
             except Exception as error:  # e.g. an input whose layout differs from the compiled one
                 self._fail(key, shape, x, frames, error, "its compiled graph failed")
         elif key not in self._failed:
-            self._request(key, shape, x, frames, heads, spec, leaves)
+            self._request(key, shape, x, scale_tensor, frames, heads, spec, leaves)
         return layer(x, frames, scale)
 
-    def _scale_tensor(self, scale: float | torch.Tensor, frames: int, x: torch.Tensor) -> torch.Tensor:
+    def _scale_tensor(self, scale: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The scale as the graph's input: a given tensor in x's dtype on x's device, a number as one value per
+        latent (cached, so a constant scale allocates nothing per call)."""
         if isinstance(scale, torch.Tensor):
-            return scale.to(x.device, x.dtype).expand(frames).contiguous()
-        key = (float(scale), frames, x.dtype, x.device)
+            return scale.to(x.device, x.dtype)
+        key = (float(scale), x.shape[0], x.dtype, x.device)
         cached = self._scales.get(key)
         if cached is None:
-            cached = self._scales[key] = torch.full((frames,), float(scale), dtype=x.dtype, device=x.device)
+            cached = self._scales[key] = torch.full((x.shape[0], 1, 1, 1), float(scale), dtype=x.dtype,
+                                                    device=x.device)
         return cached
 
-    def _request(self, key: tuple, shape: tuple, x: torch.Tensor, frames: int, heads: int, spec,
-                 leaves: list) -> None:
+    def _request(self, key: tuple, shape: tuple, x: torch.Tensor, scale: torch.Tensor, frames: int, heads: int,
+                 spec, leaves: list) -> None:
         with self._lock:
             if key in self._pending or key in self._ready or key in self._failed:
                 return
@@ -380,11 +384,13 @@ class FastPath:
             self._say(logging.INFO, "AnimateFlow motion modules: compiling the fast path for this model's shapes in "
                                     "the background; each shape runs the plain path until its graph is ready.")
             example = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device)
-            self._pending[key] = _compile_executor().submit(SAMPLING.run, self._compile, key, shape, example, frames,
-                                                            heads, spec, leaves, torch.is_inference_mode_enabled())
+            example_scale = torch.empty_strided(scale.shape, scale.stride(), dtype=scale.dtype, device=scale.device)
+            self._pending[key] = _compile_executor().submit(SAMPLING.run, self._compile, key, shape, example,
+                                                            example_scale, frames, heads, spec, leaves,
+                                                            torch.is_inference_mode_enabled())
 
-    def _compile(self, key: tuple, shape: tuple, x: torch.Tensor, frames: int, heads: int, spec, leaves: list,
-                 inference: bool) -> None:
+    def _compile(self, key: tuple, shape: tuple, x: torch.Tensor, scale: torch.Tensor, frames: int, heads: int, spec,
+                 leaves: list, inference: bool) -> None:
         """On the worker thread: trace and compile one shape, run it once where memory allows (first-launch tuning
         stays off the sampling thread), then publish it. Grad and inference mode are thread-local: the caller's
         (ComfyUI samples under inference mode, whose tensors nothing outside it may update) is set again here."""
@@ -403,7 +409,7 @@ class FastPath:
                     return transformer_math(x_, frames, scale_, heads, params, attention)
 
                 x.normal_()
-                scale = torch.ones(frames, dtype=x.dtype, device=x.device)
+                scale.fill_(1.0)
                 compiled = self._compiler(flat_math, [x, scale, *tensors])
                 if x.device.type != "cuda" or torch.cuda.mem_get_info(x.device)[0] > _TRIAL_RUN_MEMORY * x.nbytes:
                     compiled(x, scale, *tensors)

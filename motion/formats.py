@@ -2,7 +2,9 @@
 
 File names lie (users rename files), so the format comes from what the keys say: number of UNet levels
 (4 → SD1.5, 3 → SDXL), presence of a mid block, and the length of the stored positional encoding.
-HotShot-XL names its modules differently; it is renamed to the official layout so one model class serves all.
+HotShot-XL and diffusers' MotionAdapter files name their modules differently; they are renamed to the official
+layout so one model class serves all. Only where the keys cannot tell (AnimateDiff-Lightning is laid out exactly
+like v2) does the file name or metadata name the variant (families.py), and the description says so.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import families
 from .model import MotionLayout
 
 ANIMATELCM_PE_LENGTH = 64
@@ -38,15 +41,17 @@ class MotionFormat:
     pe_stored: bool
     groupnorm_over_frames: bool  # v1 was trained with UNet ResBlock GroupNorm statistics over all frames
     default_betas: str  # the beta schedule "auto" resolves to
+    recommendation: families.Recommendation | None = None  # the sampling a distilled module was trained for
 
     def describe(self) -> str:
         down = "/".join(str(c) for c in self.layout.down_channels)
         count = 5 * len(self.layout.down_channels) + int(self.layout.has_mid)
         pe = "stored" if self.pe_stored else "not in the file, recomputed"
         norm = "over all frames of a video" if self.groupnorm_over_frames else "per frame"
-        return (f"{self.name} motion module for {self.family}: {count} modules (channels {down}, "
+        text = (f"{self.name} motion module for {self.family}: {count} modules (channels {down}, "
                 f"{'with' if self.layout.has_mid else 'no'} mid block), positional encoding "
                 f"{self.layout.pe_length} frames ({pe}), UNet GroupNorm {norm}, auto beta schedule: {self.default_betas}")
+        return f"{text}. {self.recommendation.text()}" if self.recommendation is not None else text
 
 
 def _from_hotshot(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -57,11 +62,51 @@ def _from_hotshot(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def canonical_state_dict(sd: dict[str, torch.Tensor], file_name: str) -> tuple[dict[str, torch.Tensor], MotionFormat]:
+_DIFFUSERS_KEY = re.compile(r"^(?P<prefix>(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modules\.\d+\.)"
+                            r"(?P<rest>(norm|proj_in|proj_out|transformer_blocks)\..+)$")
+_DIFFUSERS_BLOCK = (("attn1.", "attention_blocks.0."), ("attn2.", "attention_blocks.1."), ("norm1.", "norms.0."),
+                    ("norm2.", "norms.1."), ("norm3.", "ff_norm."))
+
+
+def _from_diffusers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """diffusers' MotionAdapter names (e.g. AnimateDiff-Lightning's _diffusers files) → the official ones: the
+    module's parts move under `temporal_transformer.`, attn1/attn2 → attention_blocks.0/1, norm1/2/3 →
+    norms.0/norms.1/ff_norm, and the block's one `pos_embed.pe` serves both attention blocks. Other keys stay."""
+    out = {}
+    for key, value in sd.items():
+        m = _DIFFUSERS_KEY.match(key)
+        if not m:
+            out[key] = value
+            continue
+        rest = m["rest"]
+        if rest.startswith("transformer_blocks."):
+            _, index, part = rest.split(".", 2)
+            if part == "pos_embed.pe":
+                for a in (0, 1):
+                    out[f"{m['prefix']}temporal_transformer.transformer_blocks.{index}.attention_blocks.{a}."
+                        f"{_PE_SUFFIX}"] = value
+                continue
+            for old, new in _DIFFUSERS_BLOCK:
+                if part.startswith(old):
+                    part = new + part[len(old):]
+                    break
+            rest = f"transformer_blocks.{index}.{part}"
+        out[f"{m['prefix']}temporal_transformer.{rest}"] = value
+    return out
+
+
+def canonical_state_dict(sd: dict[str, torch.Tensor], file_name: str,
+                         metadata: dict | None = None) -> tuple[dict[str, torch.Tensor], MotionFormat]:
     """The state dict in the official key layout (missing encodings filled in) and its detected format."""
     hotshot = any(".temporal_attentions." in k for k in sd)
     if hotshot:
         sd = _from_hotshot(sd)
+    diffusers = any(_DIFFUSERS_KEY.match(k) for k in sd)
+    if diffusers:
+        sd = _from_diffusers(sd)
+    foreign = families.foreign_family(list(sd), file_name)
+    if foreign:
+        raise MotionFormatError(foreign)
     unknown = [k for k in sd if not _MODULE_KEY.match(k)]
     if unknown or not sd:
         example = ", ".join(unknown[:3]) if unknown else "(no keys)"
@@ -96,12 +141,18 @@ def canonical_state_dict(sd: dict[str, torch.Tensor], file_name: str) -> tuple[d
     pe_length = pe_lengths.pop() if pe_lengths else ANIMATELCM_PE_LENGTH
     over_frames = False
     betas = "animatediff"
+    recommendation = None
+    lightning = families.lightning_steps(file_name, metadata) if family == "SD1.5" and has_mid and pe_stored else None
     if hotshot:
         name, betas = "HotShot-XL", "sd"
     elif family == "SDXL":
         name, betas = "SDXL (mm_sdxl_v10_beta layout)", "sdxl"
     elif not pe_stored:
-        name, betas = "AnimateLCM", "lcm"
+        name, betas, recommendation = "AnimateLCM", "lcm", families.ANIMATELCM
+    elif lightning is not None:
+        steps, source = lightning
+        name = f"AnimateDiff-Lightning {steps}-step (v2 layout; recognised by its {source})"
+        recommendation = families.lightning(steps)
     elif has_mid:
         name = "v2 (mm_sd_v15_v2 layout)"
     elif pe_length == 24:
@@ -112,5 +163,5 @@ def canonical_state_dict(sd: dict[str, torch.Tensor], file_name: str) -> tuple[d
         name = "SD1.5 (unrecognised variant)"
     layout = MotionLayout(down_channels=down_channels, has_mid=has_mid, pe_length=pe_length)
     fmt = MotionFormat(name=name, family=family, layout=layout, pe_stored=pe_stored,
-                       groupnorm_over_frames=over_frames, default_betas=betas)
+                       groupnorm_over_frames=over_frames, default_betas=betas, recommendation=recommendation)
     return sd, fmt

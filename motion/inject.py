@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import comfy.patcher_extension
 import torch
@@ -20,6 +21,7 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock,
 from . import fast_path
 from .errors import MotionApplyError
 from .model import MotionModel, VanillaTemporalModule
+from .scale_schedule import LayerScales
 
 NODE = "Apply Motion Module"
 KEY = "animateflow_motion"
@@ -100,17 +102,28 @@ def _container(unet, point: InsertionPoint):
     return unet.middle_block if point.block is None else getattr(unet, point.blocks)[point.block]
 
 
-def _motion_layer_handler(scale: float, fast: fast_path.FastPath, layer: VanillaTemporalModule, x, emb, context,
-                          transformer_options, *args):
+def _motion_layer_handler(scales: Callable, watch, fast: fast_path.FastPath, layer: VanillaTemporalModule, x,
+                          emb, context, transformer_options, *args):
     frames = frames_per_video(x.shape[0], transformer_options)
+    if watch is not None:
+        watch.saw(frames)
     if frames > layer.pe_length:
         raise MotionApplyError(
             f"{NODE}: {frames} frames exceed the motion module's positional encoding of {layer.pe_length} frames. "
             f"Connect Context Options with context_length ≤ {layer.pe_length} to the context_options input to sample "
             "longer videos in windows.")
+    scale = scales(layer, x, frames, transformer_options)
     if fast.use(x, frames):
         return fast.forward(layer, x, frames, scale)
     return layer(x, frames, scale)
+
+
+_BLOCK_NAMES = {"input_blocks": "down", "middle_block": "mid", "output_blocks": "up"}
+
+
+def block_names(points: list[InsertionPoint]) -> dict[int, str]:
+    """id(module) → "down", "mid" or "up": where each motion module sits, for per-block motion scales."""
+    return {id(point.module): _BLOCK_NAMES[point.blocks] for point in points}
 
 
 def _injection(points: list[InsertionPoint]) -> comfy.patcher_extension.PatcherInjection:
@@ -136,14 +149,20 @@ def is_applied(model_patcher) -> bool:
     return bool(model_patcher.get_additional_models_with_key(KEY))
 
 
-def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_scale: float,
-           fast: fast_path.FastPath) -> None:
-    """Put the motion module's layers at `points` of the (already cloned) model while it is loaded; `fast` is this
-    patched model's own fast path (shared by its clones)."""
+def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_scale: float | Callable,
+           fast: fast_path.FastPath | None = None, watch=None) -> None:
+    """Put the motion module's layers at `points` of the (already cloned) model while it is loaded.
+
+    `motion_scale` is a float or a callable (layer, x, frames, transformer_options) → float or tensor (see
+    scale_schedule.LayerScales); `fast` is this patched model's own fast path (shared by its clones; "auto" when
+    not given); `watch`, when given, hears the frame count of every motion module call.
+    """
+    scales = motion_scale if callable(motion_scale) else LayerScales(float(motion_scale), None, {})
+    fast = fast if fast is not None else fast_path.FastPath("auto")
     model_patcher.set_additional_models(KEY, [motion_patcher])
     model_patcher.set_injections(KEY, [_injection(points)])
     model_patcher.set_model_forward_timestep_embed_patch(
-        (VanillaTemporalModule, functools.partial(_motion_layer_handler, float(motion_scale), fast)))
+        (VanillaTemporalModule, functools.partial(_motion_layer_handler, scales, watch, fast)))
     model_patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY, fast_path.while_sampling)
 
 

@@ -103,9 +103,21 @@ def _module_dtype() -> torch.dtype:
     return comfy.model_management.unet_dtype(supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
 
 
-def build_motion_module(sd: dict[str, torch.Tensor], name: str, dtype: torch.dtype | None = None) -> MotionModule:
-    """A MotionModule from a raw state dict (any supported layout)."""
-    sd, fmt = canonical_state_dict(sd, name)
+def read_metadata(path: str) -> dict[str, str]:
+    """A .safetensors file's metadata (empty for other files and files without any)."""
+    if not path.lower().endswith(".safetensors"):
+        return {}
+    try:
+        with safetensors.safe_open(path, framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (safetensors.SafetensorError, OSError):
+        return {}
+
+
+def build_motion_module(sd: dict[str, torch.Tensor], name: str, dtype: torch.dtype | None = None,
+                        metadata: dict | None = None) -> MotionModule:
+    """A MotionModule from a raw state dict (any supported layout); `metadata` may name a variant."""
+    sd, fmt = canonical_state_dict(sd, name, metadata)
     dtype = dtype or _module_dtype()
     model = MotionModel(fmt.layout, dtype=dtype)
     missing, unexpected = model.load_state_dict(sd, strict=False)
@@ -125,6 +137,6 @@ def build_motion_module(sd: dict[str, torch.Tensor], name: str, dtype: torch.dty
 
 def load_motion_module(path: str) -> MotionModule:
     name = os.path.basename(path)
-    module = build_motion_module(read_state_dict(path, "Load Motion Module"), name)
+    module = build_motion_module(read_state_dict(path, "Load Motion Module"), name, metadata=read_metadata(path))
     log.info("Load Motion Module: %s: %s", name, module.format.describe())
     return module

@@ -140,8 +140,9 @@ class TemporalTransformer3D(nn.Module):
         ])
         self.proj_out = operations.Linear(channels, channels, dtype=dtype, device=device)
 
-    def forward(self, x: torch.Tensor, frames: int, scale: float = 1.0) -> torch.Tensor:
-        """x: (b·f, C, h, w). The norm is per frame, as the original code and its training did."""
+    def forward(self, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """x: (b·f, C, h, w). The norm is per frame, as the original code and its training did. `scale` is a float
+        or a tensor broadcast over (b·f, C, h, w), e.g. (b·f, 1, h, w) for a per-frame, per-pixel schedule."""
         bf, c, h, w = x.shape
         residual = x
         y = self.norm(x).permute(0, 2, 3, 1).reshape(bf, h * w, c)
@@ -149,7 +150,7 @@ class TemporalTransformer3D(nn.Module):
         for block in self.transformer_blocks:
             y = block(y, frames)
         y = self.proj_out(y).reshape(bf, h, w, c).permute(0, 3, 1, 2).contiguous()
-        if scale != 1.0:
+        if isinstance(scale, torch.Tensor) or scale != 1.0:
             y = y * scale
         return y + residual
 
@@ -167,8 +168,8 @@ class VanillaTemporalModule(nn.Module):
     def pe_length(self) -> int:
         return self.temporal_transformer.transformer_blocks[0].attention_blocks[0].pos_encoder.pe.shape[1]
 
-    def forward(self, x: torch.Tensor, frames: int, scale: float = 1.0) -> torch.Tensor:
-        if scale == 0.0:
+    def forward(self, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+        if not isinstance(scale, torch.Tensor) and scale == 0.0:
             return x
         return self.temporal_transformer(x, frames, scale)
 

@@ -1,10 +1,9 @@
-"""Context Options (sliding windows for any number of frames), attaching them to a model, and Prompt Travel."""
+"""Context Options (sliding windows for any number of frames) and attaching them to a model."""
 
 from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..sampling import prompt_travel
 from ..sampling.context_handler import attach_context_options
 from ..sampling.context_options import FUSE_METHODS, SCHEDULES, ContextOptions, require_context_options
 from .common import CATEGORY, display_name, node_id
@@ -77,39 +76,4 @@ class SetContextOptions(io.ComfyNode):
         return io.NodeOutput(model)
 
 
-class PromptTravel(io.ComfyNode):
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id=node_id("PromptTravel"),
-            display_name=display_name("Prompt Travel"),
-            category=CATEGORY,
-            description="A prompt per keyframe, blended between keyframes, as one conditioning per frame.",
-            inputs=[
-                io.Clip.Input("clip", tooltip="The text encoder."),
-                io.String.Input("schedule", multiline=True, default="0: a cat walking, 16: a cat running",
-                                tooltip="'frame: prompt' pairs separated by commas or new lines; prompts may "
-                                        "contain commas."),
-                io.Int.Input("frames", default=16, min=1, max=10000,
-                             tooltip="Number of frames; must match the latent batch so each frame gets its own."),
-            ],
-            outputs=[io.Conditioning.Output(tooltip="Per-frame conditioning for the sampler's positive input.")],
-        )
-
-    @classmethod
-    def execute(cls, clip, schedule: str, frames: int) -> io.NodeOutput:
-        keyframes = prompt_travel.parse_schedule(schedule)
-        conds, pooled = [], []
-        for _, text in keyframes:
-            cond, pool = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
-            conds.append(cond)
-            pooled.append(pool)
-        if len({c.shape for c in conds}) > 1:
-            raise prompt_travel.PromptTravelError("Prompt Travel: keyframe prompts encode to different lengths "
-                                                  "(one is over 75 tokens); shorten it so all fit one chunk.")
-        weights = prompt_travel.blend_weights([f for f, _ in keyframes], frames)
-        extra = {"pooled_output": prompt_travel.per_frame(pooled, weights)} if pooled[0] is not None else {}
-        return io.NodeOutput([[prompt_travel.per_frame(conds, weights), extra]])
-
-
-NODES = [ContextOptionsNode, SetContextOptions, PromptTravel]
+NODES = [ContextOptionsNode, SetContextOptions]

@@ -10,7 +10,7 @@ import torch
 from comfy_api.latest import io
 
 from ..media import image_sequence, paths, video_reader
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 
 def _video_files() -> list[str]:
@@ -53,10 +53,13 @@ def _option_inputs() -> list[io.Input]:
 
 def _video_outputs() -> list[io.Output]:
     return [
-        io.Image.Output("images", tooltip="The loaded frames."),
-        io.Int.Output("frame_count", tooltip="How many frames were loaded: feed it to frames/batch size."),
-        io.Float.Output("fps", tooltip="Frame rate of the loaded frames: feed it to Video Combine."),
-        io.Audio.Output("audio", tooltip="The audio of the loaded span; None when the file has no audio track."),
+        io.Image.Output("images", display_name="images", tooltip="The loaded frames."),
+        io.Int.Output("frame_count", display_name="frame_count",
+                      tooltip="How many frames were loaded: feed it to frames/batch size."),
+        io.Float.Output("fps", display_name="fps",
+                        tooltip="Frame rate of the loaded frames: feed it to Video Combine."),
+        io.Audio.Output("audio", display_name="audio",
+                        tooltip="The audio of the loaded span; None when the file has no audio track."),
     ]
 
 
@@ -103,7 +106,12 @@ class LoadVideo(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, force_rate=None) -> bool | str:
+        return validate_floats(cls, force_rate=force_rate)
+
+    @classmethod
     def execute(cls, video: str, **options) -> io.NodeOutput:
+        require_finite(cls, force_rate=options["force_rate"])
         return _load("Load Video", paths.resolve_input_path(video, "Load Video: video"), **options)
 
     @classmethod
@@ -132,7 +140,12 @@ class LoadVideoPath(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, force_rate=None) -> bool | str:
+        return validate_floats(cls, force_rate=force_rate)
+
+    @classmethod
     def execute(cls, video_path: str, **options) -> io.NodeOutput:
+        require_finite(cls, force_rate=options["force_rate"])
         path = paths.resolve_input_path(video_path, "Load Video (Path): video_path")
         return _load("Load Video (Path)", path, **options)
 
@@ -158,9 +171,11 @@ class LoadImageSequence(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Image.Output("images", tooltip="The frames, sorted naturally (frame2 before frame10)."),
-                io.Mask.Output("masks", tooltip="One mask per frame from mask/ (white = repaint); all 0 without it."),
-                io.Int.Output("count", tooltip="How many frames were loaded."),
+                io.Image.Output("images", display_name="images",
+                                tooltip="The frames, sorted naturally (frame2 before frame10)."),
+                io.Mask.Output("masks", display_name="masks",
+                               tooltip="One mask per frame from mask/ (white = repaint); all 0 without it."),
+                io.Int.Output("count", display_name="count", tooltip="How many frames were loaded."),
             ],
         )
 
@@ -169,7 +184,7 @@ class LoadImageSequence(io.ComfyNode):
         where = "Load Image Sequence: folder"
         path = paths.resolve_input_path(folder, where, kind="folder")
         try:
-            images, masks = image_sequence.load_image_sequence(path)
+            images, masks = image_sequence.load_image_sequence(path, lambda p: paths.check_allowed(p, where))
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from err
         if masks is None:

@@ -6,7 +6,7 @@ import comfy.model_management
 from comfy_api.latest import io
 
 from ..media import interpolation
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 NAME = "Interpolate Frames"
 
@@ -46,7 +46,12 @@ class InterpolateFrames(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, fps=None) -> bool | str:
+        return validate_floats(cls, fps=fps)
+
+    @classmethod
     def execute(cls, images, multiplier: int, method: str, fps: float, closed_loop: bool = False) -> io.NodeOutput:
+        require_finite(cls, fps=fps)
         frames = interpolation.interpolate(
             images, multiplier, method, closed_loop,
             check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted, node=NAME)

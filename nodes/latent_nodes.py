@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..sampling import init_latents
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 SD15_LATENT_SCALE = 0.18215
 """SD1.5's latent scale factor, used when no model is connected (AnimateDiff's main target)."""
@@ -21,7 +21,9 @@ class LatentInitBlend(io.ComfyNode):
             description=(
                 "img2vid: repeats an init latent over the frames and blends each frame with seeded noise, "
                 "frame i keeping 1 - i^latent_power / latent_scale of the image (clamped to 0..1). Sample the "
-                "result with KSampler at denoise < 1. With a last latent the blend also runs from the end."
+                "result with KSampler at denoise < 1. With a last latent the blend also runs from the end, and, as in "
+                "the original extension, the first frame is exactly the first latent and the last frame exactly "
+                "the last latent."
             ),
             inputs=[
                 io.Latent.Input(
@@ -46,7 +48,8 @@ class LatentInitBlend(io.ComfyNode):
                 ),
                 io.Latent.Input(
                     "last_latent", optional=True,
-                    tooltip="Optional last frame's latent: the last frames are blended towards it.",
+                    tooltip="Optional last frame's latent: the last frame is exactly this latent and the frames "
+                    "before it are blended towards it.",
                 ),
                 io.Float.Input(
                     "latent_power_last", default=1.0, min=0.0, max=10.0, step=0.01, optional=True,
@@ -66,11 +69,19 @@ class LatentInitBlend(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, latent_power=None, latent_scale=None, latent_power_last=None,
+                        latent_scale_last=None) -> bool | str:
+        return validate_floats(cls, latent_power=latent_power, latent_scale=latent_scale,
+                               latent_power_last=latent_power_last, latent_scale_last=latent_scale_last)
+
+    @classmethod
     def execute(
         cls, init_latent: dict, frames: int, latent_power: float, latent_scale: float, seed: int,
         last_latent: dict | None = None, latent_power_last: float = 1.0, latent_scale_last: float = 32.0,
         model=None,
     ) -> io.NodeOutput:
+        require_finite(cls, latent_power=latent_power, latent_scale=latent_scale,
+                       latent_power_last=latent_power_last, latent_scale_last=latent_scale_last)
         if latent_scale == 0 or (last_latent is not None and latent_scale_last == 0):
             name = "latent_scale" if latent_scale == 0 else "latent_scale_last"
             raise ValueError(f"Latent Init Blend: {name} is 0, which divides by zero; set it above 0 (default 32)")

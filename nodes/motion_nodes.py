@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import folder_paths
@@ -9,11 +10,13 @@ from comfy_api.latest import io, ui
 
 from ..motion import apply, beta_schedules, loader, lora
 from ..motion.fast_path import MODES as FAST_PATH_MODES
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 
+log = logging.getLogger(__name__)
 MotionModuleType = io.Custom("MOTION_MODULE")
 ContextOptionsType = io.Custom("CONTEXT_OPTIONS")
+MotionScaleType = io.Custom("ANIMATEFLOW_MOTION_SCALE")
 
 loader.register_model_folders(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -61,8 +64,9 @@ class ApplyMotionModule(io.ComfyNode):
                                          tooltip="Sliding context windows, needed for more frames than the motion "
                                                  "module's positional encoding (24 for v1, 32 for v2/v3)."),
                 io.Float.Input("motion_scale", default=1.0, min=0.0, max=10.0, step=0.01,
-                               tooltip="Multiplies the motion modules' contribution: 0 removes motion, above 1 "
-                                       "strengthens it."),
+                               tooltip="Multiplies the motion modules' output (what they add to each frame): 0 "
+                                       "removes motion, above 1 strengthens it. AnimateDiff-Evolved calls this "
+                                       "'effect'; its 'scale' is attention_key_scale here."),
                 io.Combo.Input("beta_schedule", options=list(beta_schedules.SCHEDULES), default="auto",
                                tooltip="Noise schedule for sampling. auto: the one the module was trained with; "
                                        "animatediff: linear 0.00085→0.012 (avoids the washed-out 'grey' look); sd: keep "
@@ -74,15 +78,38 @@ class ApplyMotionModule(io.ComfyNode):
                                        "Each new size compiles in the background while nothing samples; until then "
                                        "that size runs ComfyUI's attention, so no render waits for it. Elsewhere "
                                        "ComfyUI's attention. off: always ComfyUI's attention, no compilation."),
+                MotionScaleType.Input("motion_scale_schedule", optional=True,
+                                      tooltip="From Motion Scale Schedule: motion_scale per frame, per UNet block "
+                                              "and per region, multiplied with motion_scale."),
+                io.Float.Input("attention_key_scale", default=1.0, min=0.0, max=10.0, step=0.01, optional=True,
+                               tooltip="Multiplies the keys of the motion modules' temporal attention: above 1 each "
+                                       "frame attends more sharply to the frames most like it, below 1 it averages "
+                                       "over all frames. This is AnimateDiff-Evolved's 'scale' (which it used to "
+                                       "call motion_scale); our motion_scale is its 'effect'."),
+                io.Boolean.Input("live_preview", default=True, optional=True,
+                                 tooltip="While sampling, show all frames of the current step in the editor as a "
+                                         "small looping animation (ComfyUI's latent preview method, Latent2RGB when "
+                                         "previews are off), at most 5% of sampling time."),
             ],
             outputs=[io.Model.Output(tooltip="The model with the motion module; connect it to the sampler.")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
+    def validate_inputs(cls, motion_scale=None, attention_key_scale=None) -> bool | str:
+        return validate_floats(cls, motion_scale=motion_scale, attention_key_scale=attention_key_scale)
+
+    @classmethod
     def execute(cls, model, motion_module, motion_scale: float, beta_schedule: str,
-                context_options=None, fast_path: str = "auto") -> io.NodeOutput:
+                context_options=None, fast_path: str = "auto", motion_scale_schedule=None,
+                attention_key_scale: float = 1.0, live_preview: bool = True) -> io.NodeOutput:
+        require_finite(cls, motion_scale=motion_scale, attention_key_scale=attention_key_scale)
         return io.NodeOutput(apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
-                                                       context_options, fast_mode=fast_path))
+                                                       context_options, fast_mode=fast_path,
+                                                       scale_schedule=motion_scale_schedule,
+                                                       attention_key_scale=attention_key_scale,
+                                                       node_id=cls.hidden.unique_id if cls.hidden else None,
+                                                       live_preview=live_preview))
 
 
 class MotionLoRALoader(io.ComfyNode):
@@ -92,9 +119,11 @@ class MotionLoRALoader(io.ComfyNode):
             node_id=node_id("MotionLoRALoader"),
             display_name=display_name("Motion LoRA Loader"),
             category=CATEGORY,
-            description="Adds a motion LoRA (e.g. v2_lora_PanLeft) to a v2 motion module; chain several to stack them.",
+            description="Adds a motion LoRA (e.g. v2_lora_PanLeft, or one trained with MotionDirector) to a motion "
+                        "module; chain several to stack them. Layers the module lacks (a v2 LoRA's mid block on "
+                        "v1/v3) are skipped and reported here.",
             inputs=[
-                MotionModuleType.Input("motion_module", tooltip="The motion module to add the LoRA to (v2 layout)."),
+                MotionModuleType.Input("motion_module", tooltip="The motion module to add the LoRA to."),
                 io.Combo.Input("lora_name", options=folder_paths.get_filename_list(loader.LORA_FOLDER),
                                tooltip="A motion LoRA file in models/animatediff_motion_lora."),
                 io.Float.Input("strength", default=1.0, min=-10.0, max=10.0, step=0.01,
@@ -105,10 +134,17 @@ class MotionLoRALoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, strength=None) -> bool | str:
+        return validate_floats(cls, strength=strength)
+
+    @classmethod
     def execute(cls, motion_module, lora_name: str, strength: float) -> io.NodeOutput:
+        require_finite(cls, strength=strength)
         path = folder_paths.get_full_path_or_raise(loader.LORA_FOLDER, lora_name)
-        sd = loader.read_state_dict(path, lora.NODE)
-        return io.NodeOutput(lora.apply_motion_lora(motion_module, sd, lora_name, strength))
+        fit = lora.fit_lora(motion_module, loader.read_state_dict(path, lora.NODE), lora_name)
+        report = fit.describe()
+        log.log(logging.WARNING if fit.skipped else logging.INFO, "%s: %s", lora.NODE, report)
+        return io.NodeOutput(lora.apply_fit(motion_module, fit, strength), ui=ui.PreviewText(report))
 
 
 NODES = [LoadMotionModule, ApplyMotionModule, MotionLoRALoader]

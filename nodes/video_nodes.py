@@ -1,4 +1,9 @@
-"""Video Combine: an IMAGE batch to GIF / MP4 / WEBM / PNG frames / TXT, previewed on the node."""
+"""Video Combine: an IMAGE batch to GIF / MP4 / WEBM / an extra format / PNG frames / TXT, previewed on the node.
+
+The save_* switches and every widget saved workflows know keep their places; the inputs added since (extra
+format, bit depth, its CRF, WEBP quality, preview only) come after them, because the editor restores widget
+values by position.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,13 @@ import comfy.model_management
 from comfy.cli_args import args
 from comfy_api.latest import InputImpl, Types, io
 
-from ..media import ffmpeg_writer, frames, gif_writer
+from ..media import frames, gif_writer, preview_payload
+from ..media.video_formats import EXTRA_FORMATS, PRESETS
 from ..media.video_writer import CombineOptions, CombineResult, combine
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 NAME = "Video Combine"
-PREVIEW_KINDS = ("mp4", "webm", "gif")
+VIDEO_OUTPUT_KINDS = ("mp4", "webm", "h265-mp4", "av1-mp4", "prores-4444-mov", "ffv1-mkv")
 
 
 class VideoCombine(io.ComfyNode):
@@ -23,9 +29,11 @@ class VideoCombine(io.ComfyNode):
             node_id=node_id("VideoCombine"),
             display_name=display_name(NAME),
             category=CATEGORY,
-            description="Saves an image batch as GIF, MP4 (H.264), WEBM (VP9), PNG frames and a text file of the "
-                        "settings, in ComfyUI's output folder, and plays the result on the node. The workflow is "
-                        "embedded in the files, so dropping one on the editor restores the graph.",
+            description="Saves an image batch as GIF, MP4 (H.264), WEBM (VP9), one extra format (H.265, AV1, "
+                        "ProRes 4444, animated WEBP, lossless FFV1), PNG frames and a text file of the settings, in "
+                        "ComfyUI's output folder (or its temp folder for a preview), and plays the result on the "
+                        "node. The workflow is embedded in the files, so dropping one on the editor restores the "
+                        "graph. A mask becomes the alpha channel of the formats that have one.",
             inputs=[
                 io.Image.Input("images", tooltip="The frames, in order."),
                 io.Float.Input("fps", default=8.0, min=0.01, max=240.0, step=0.5,
@@ -63,44 +71,76 @@ class VideoCombine(io.ComfyNode):
                              tooltip="gifsicle --lossy level (0 = lossless); higher is smaller and noisier."),
                 io.Int.Input("crf", optional=True, default=19, min=0, max=63,
                              tooltip="Quality of MP4/WEBM: lower is better and larger (H.264 0-51, VP9 0-63)."),
-                io.Combo.Input("preset", optional=True, options=list(ffmpeg_writer.PRESETS), default="medium",
-                               tooltip="Encoder speed against file size at the same quality (x264 presets; "
-                                       "mapped to VP9's cpu-used for WEBM)."),
+                io.Combo.Input("preset", optional=True, options=list(PRESETS), default="medium",
+                               tooltip="Encoder speed against file size at the same quality (x264 / x265 presets; "
+                                       "mapped to VP9's cpu-used and SVT-AV1's preset)."),
+                io.Combo.Input("extra_format", optional=True, options=list(EXTRA_FORMATS), default="none",
+                               tooltip="One more file: H.265 MP4 (smaller than H.264), AV1 MP4 (smallest, slow), "
+                                       "ProRes 4444 MOV (editing, keeps alpha), animated WEBP (keeps alpha), "
+                                       "FFV1 MKV (lossless archive, keeps alpha)."),
+                io.Combo.Input("bit_depth", optional=True, options=["8", "10"], default="8",
+                               tooltip="10 bits per channel where the codec allows it (VP9 WEBM, H.265, AV1, "
+                                       "FFV1; ProRes is always 10-bit): smoother gradients. H.264 MP4, GIF and "
+                                       "WEBP stay 8-bit; browsers may not play 10-bit H.265."),
+                io.Int.Input("extra_crf", optional=True, default=-1, min=-1, max=63,
+                             tooltip="Quality of the extra format, lower is better: H.265 0-51, AV1 0-63; -1 "
+                                     "uses the format's default (H.265 28, AV1 35). ProRes, FFV1 and WEBP "
+                                     "ignore it."),
+                io.Int.Input("webp_quality", optional=True, default=90, min=0, max=100,
+                             tooltip="Quality of the animated WEBP, higher is better; 100 writes it lossless."),
+                io.Boolean.Input("preview_only", optional=True, default=False,
+                                 tooltip="Write the files to ComfyUI's temp folder (cleared when ComfyUI starts) "
+                                         "instead of the output folder: a preview that keeps nothing."),
                 io.Audio.Input("audio", optional=True,
-                               tooltip="Sound muxed into MP4/WEBM, trimmed or padded with silence to the video's "
-                                       "length."),
+                               tooltip="Sound muxed into the video files, trimmed or padded with silence to the "
+                                       "video's length."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Alpha channel (1 = opaque), one per frame or one for all: kept by WEBM, "
+                                      "ProRes 4444, FFV1, WEBP and PNG frames. Without it an RGBA batch's own "
+                                      "alpha is used."),
             ],
             outputs=[
-                io.String.Output("file_paths", tooltip="Full paths of the written files, one per line."),
-                io.Video.Output("video", tooltip="The MP4 (else WEBM) as a VIDEO for ComfyUI's video nodes; "
-                                                 "the frames themselves when neither was written."),
+                io.String.Output("file_paths", display_name="file_paths",
+                                 tooltip="Full paths of the written files, one per line."),
+                io.Video.Output("video", display_name="video",
+                                tooltip="The first video written (MP4, else WEBM, else the extra format) as a VIDEO "
+                                        "for ComfyUI's video nodes; the frames themselves when none was written."),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
         )
 
     @classmethod
+    def validate_inputs(cls, fps=None) -> bool | str:
+        return validate_floats(cls, fps=fps)
+
+    @classmethod
     def execute(cls, images, fps: float, filename_prefix: str, save_gif: bool, save_mp4: bool,
                 save_webm: bool = False, save_png: bool = False, save_txt: bool = False, loop_count: int = 0,
                 reverse: bool = False, remove_head: bool = False, remove_tail: bool = False,
                 gif_dither: str = "floyd_steinberg", gif_optimize: bool = True, gifsicle_optimize: int = 0,
-                gifsicle_lossy: int = 0, crf: int = 19, preset: str = "medium", audio=None) -> io.NodeOutput:
+                gifsicle_lossy: int = 0, crf: int = 19, preset: str = "medium", extra_format: str = "none",
+                bit_depth: str = "8", extra_crf: int = -1, webp_quality: int = 90, preview_only: bool = False,
+                audio=None, mask=None) -> io.NodeOutput:
+        require_finite(cls, fps=fps)
         options = CombineOptions(fps=fps, save_gif=save_gif, save_mp4=save_mp4, save_webm=save_webm,
                                  save_png=save_png, save_txt=save_txt, loop_count=loop_count, reverse=reverse,
                                  remove_head=remove_head, remove_tail=remove_tail, gif_dither=gif_dither,
                                  gif_optimize=gif_optimize, gifsicle_optimize=gifsicle_optimize,
-                                 gifsicle_lossy=gifsicle_lossy, crf=crf, preset=preset)
+                                 gifsicle_lossy=gifsicle_lossy, crf=crf, preset=preset, extra_format=extra_format,
+                                 bit_depth=int(bit_depth), extra_crf=extra_crf, webp_quality=webp_quality,
+                                 preview_only=preview_only)
         embed = not args.disable_metadata
         result = combine(images, filename_prefix, options,
                          prompt=cls.hidden.prompt if embed else None,
-                         extra_pnginfo=cls.hidden.extra_pnginfo if embed else None, audio=audio,
+                         extra_pnginfo=cls.hidden.extra_pnginfo if embed else None, audio=audio, mask=mask,
                          check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted, node=NAME)
         paths = "\n".join(saved.path for saved in result.files)
         return io.NodeOutput(paths, _video_value(result, images, fps, audio), ui=_ui(result, fps))
 
 
 def _video_value(result: CombineResult, images, fps: float, audio):
-    encoded = result.first("mp4", "webm")
+    encoded = result.first(*VIDEO_OUTPUT_KINDS)
     if encoded is not None:
         return InputImpl.VideoFromFile(encoded.path)
     components = Types.VideoComponents(images=frames.reorder(images, result.order), audio=audio,
@@ -109,11 +149,10 @@ def _video_value(result: CombineResult, images, fps: float, audio):
 
 
 def _ui(result: CombineResult, fps: float) -> dict:
-    """`animateflow` lists playable files (best first) for the web preview; `animateflow_info` the facts."""
-    previews = [result.first(kind) for kind in PREVIEW_KINDS]
+    """`animateflow` lists what a browser may show (best first, poster last) for the web preview;
+    `animateflow_info` the facts."""
     return {
-        "animateflow": [{"filename": saved.filename, "subfolder": saved.subfolder, "type": "output",
-                         "format": saved.mime, "frame_rate": fps} for saved in previews if saved is not None],
+        "animateflow": preview_payload.preview_items(result, fps),
         "animateflow_info": [f"{result.frame_count} frames, {result.width}x{result.height}, {fps:g} fps",
                              *result.notes],
     }

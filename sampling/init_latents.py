@@ -2,8 +2,9 @@
 
 Frame i keeps `init_alpha(i) = 1 - i**latent_power / latent_scale` (clamped to [0, 1]) of the init latent and
 takes the rest from seeded noise, so the first frame stays close to the image and later frames are freer to move.
-With a last-frame latent the same curve runs backwards from the last frame, and where both weights sum above 1
-they are scaled down to sum to 1, as sd-webui-animatediff v1.5 does (scripts/animatediff_latent.py).
+With a last-frame latent the same curve runs backwards from the last frame, where both weights sum above 1
+they are scaled down to sum to 1, and the endpoints are pinned: frame 0 is exactly the init latent and the last
+frame exactly the last latent, as sd-webui-animatediff v1.x does (scripts/animatediff_latent.py).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ def blend_weights(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Weights (init, last) per frame; `last` is (latent_power_last, latent_scale_last) or None.
 
-    The last-frame curve is the init curve reversed over the same frame count, so frame frames-1 keeps the
-    last latent as frame 0 keeps the init latent. Where init + last exceed 1 both are divided by their sum,
-    so the noise weight `1 - init - last` never goes negative.
+    The last-frame curve is the init curve reversed over the same frame count. Where init + last exceed 1 both
+    are divided by their sum, so the noise weight `1 - init - last` never goes negative. Then, as the original
+    does after that normalisation, the endpoints are pinned (init 1/0 at frame 0, 0/1 at the last frame): without
+    it frame 0 of a short video would be part last image (65% / 35% at the defaults over 16 frames). The original
+    pins the last frame after the first, so a 1-frame video with a last latent is the last latent.
     """
     init = frame_alphas(frames, latent_power, latent_scale)
     if last is None:
@@ -43,6 +46,8 @@ def blend_weights(
     over = total > 1
     init = torch.where(over, init / total, init)
     last_alpha = torch.where(over, last_alpha / total, last_alpha)
+    init[0], last_alpha[0] = 1.0, 0.0
+    init[-1], last_alpha[-1] = 0.0, 1.0
     return init, last_alpha
 
 

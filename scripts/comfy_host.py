@@ -22,7 +22,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACK_DIR_NAME = "comfyui-animateflow"
+# The pack's folder in the test host's custom_nodes: deliberately not the project name (comfyui-animateflow), as
+# with a git clone under another name, so anything keyed by the folder (web extensions, templates) is tested so.
+PACK_DIR_NAME = "ComfyUI-AnimateFlow"
 MODEL_FOLDERS = ("checkpoints", "animatediff_models", "animatediff_motion_lora", "controlnet")
 
 
@@ -40,8 +42,10 @@ def prepare_base(base: Path) -> Path:
     for sub in ("input", "output", "custom_nodes", *(f"models/{m}" for m in MODEL_FOLDERS)):
         (base / sub).mkdir(parents=True, exist_ok=True)
     link = base / "custom_nodes" / PACK_DIR_NAME
-    if link.is_symlink() and link.resolve() != REPO_ROOT:
-        link.unlink()
+    for other in (base / "custom_nodes").iterdir():
+        # A link under an older name (or to another checkout) would load a second copy of the pack.
+        if other.is_symlink() and (other.name != PACK_DIR_NAME or other.resolve() != REPO_ROOT):
+            other.unlink()
     if not link.exists():
         link.symlink_to(REPO_ROOT, target_is_directory=True)
     return base
@@ -128,6 +132,12 @@ class ComfyClient:
     def interrupt(self) -> None:
         self.request("/interrupt", {})
 
+    def free_memory(self, settle: float = 1.0) -> None:
+        """Ask the server to unload its models and drop its node cache (POST /free), then give it a moment: the
+        server does it between prompts, on its worker thread, right after the request wakes it."""
+        self.request("/free", {"unload_models": True, "free_memory": True})
+        time.sleep(settle)
+
     def view(self, filename: str, subfolder: str = "", folder_type: str = "output") -> bytes:
         query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": folder_type})
         return self.get_bytes(f"/view?{query}")
@@ -159,6 +169,11 @@ class ComfyServer:
                 time.sleep(0.5)
         self.stop()
         raise TimeoutError(f"ComfyUI did not answer within {timeout:.0f} s; see {self.log_path}")
+
+    def restart(self, timeout: float = 180) -> ComfyClient:
+        """A new server process on the same port (the client stays valid): nothing cached, nothing loaded."""
+        self.stop()
+        return self.start(timeout)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

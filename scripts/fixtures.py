@@ -35,8 +35,20 @@ MOTION_MODULE_FILES = {
     "animatelcm": "AnimateLCM_sd15_t2v.ckpt",
     "sdxl": "mm_sdxl_v10_beta.safetensors",
     "hotshot": "hsxl_temporal_layers.safetensors",
+    "lightning4": "animatediff_lightning_4step_comfyui.safetensors",
+    "lightning4_diffusers": "animatediff_lightning_4step_diffusers.safetensors",
 }
+# Encoding length stored per format (0: none stored, AnimateLCM recomputes it) and the formats with a mid block.
+# AnimateDiff-Lightning's ComfyUI files are laid out exactly like an fp16 v2 module without metadata (588
+# tensors; that layout saved in fp16 is 908,929,664 bytes, their size); its _diffusers files are diffusers'
+# MotionAdapter layout of the same. AnimateLCM has a mid block (its diffusers config: use_motion_mid_block).
+PE_LENGTHS = {"v1": 24, "v14": 24, "v2": 32, "v3": 32, "sdxl": 32, "hotshot": 24, "animatelcm": 0, "lightning4": 32,
+              "lightning4_diffusers": 32}
+WITH_MID = ("v2", "animatelcm", "lightning4", "lightning4_diffusers")
+DIFFUSERS_FORMATS = ("lightning4_diffusers",)
 MOTION_LORA_FILE = "v2_lora_PanLeft.ckpt"
+MOTION_DIRECTOR_LORA_FILE = "500_motion_director_lora_r8_temporal_unet.safetensors"
+MOTION_DIRECTOR_METADATA = {"model_type": "motion_director", "rank": "8"}
 
 SD15_DOWN_CHANNELS = (320, 640, 1280, 1280)
 SDXL_DOWN_CHANNELS = (320, 640, 1280)
@@ -79,17 +91,22 @@ def random_tensor(key: str, shape: Iterable[int], seed: int) -> torch.Tensor:
 
 
 def sinusoidal_encoding(length: int, channels: int) -> torch.Tensor:
-    """AnimateDiff's positional encoding, [1, length, channels]: sin on even, cos on odd channels.
+    """AnimateDiff's positional encoding, [1, length, channels], straight from its formula:
+    pe[p, 2i] = sin(p / 10000^(2i / channels)) and pe[p, 2i + 1] = cos(p / 10000^(2i / channels)).
 
-    Written here independently of the pack's `motion/model.py`, as the released files store it, so the loader's
-    recomputation (for files without `pe` buffers) is checked against a separate source.
+    Written element by element in plain Python floats, on purpose unlike the vectorised exp/log form of the
+    pack's `motion/model.py`, so the loader's recomputation (for files without `pe` buffers) is checked against a
+    source that can disagree with it (tests/test_positional_encoding.py).
     """
-    position = torch.arange(length, dtype=torch.float64).unsqueeze(1)
-    div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float64) * (-math.log(10000.0) / channels))
-    pe = torch.zeros(1, length, channels, dtype=torch.float64)
-    pe[0, :, 0::2] = torch.sin(position * div)
-    pe[0, :, 1::2] = torch.cos(position * div)
-    return pe.float()
+    rows = []
+    for position in range(length):
+        row = []
+        for channel in range(channels):
+            even = channel - channel % 2
+            angle = position / 10000.0 ** (even / channels)
+            row.append(math.sin(angle) if channel % 2 == 0 else math.cos(angle))
+        rows.append(row)
+    return torch.tensor([rows], dtype=torch.float64).float()
 
 
 def _module_shapes(c: int) -> dict[str, tuple[int, ...]]:
@@ -123,7 +140,7 @@ def motion_module_places(fmt: str) -> list[tuple[str, int]]:
     for i, c in enumerate(down):
         for j in range(2):
             places.append((f"down_blocks.{i}.motion_modules.{j}.", c))
-    if fmt == "v2":
+    if fmt in WITH_MID:
         places.append(("mid_block.motion_modules.0.", 1280))
     for i, c in enumerate(reversed(down)):
         for j in range(3):
@@ -131,22 +148,43 @@ def motion_module_places(fmt: str) -> list[tuple[str, int]]:
     return places
 
 
-def motion_module_state_dict(fmt: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random motion module in the official layout of `fmt` (see motion-module-formats.md)."""
-    pe_length = {"v1": 24, "v14": 24, "v2": 32, "v3": 32, "sdxl": 32, "hotshot": 24, "animatelcm": 0}[fmt]
+_DIFFUSERS_NAMES = (("attention_blocks.0.", "attn1."), ("attention_blocks.1.", "attn2."), ("norms.0.", "norm1."),
+                    ("norms.1.", "norm2."), ("ff_norm.", "norm3."))
+
+
+def _diffusers_key(key: str) -> str | None:
+    """An official motion module key in diffusers' MotionAdapter naming; None for the second attention block's
+    encoding (diffusers keeps one `pos_embed.pe` per transformer block)."""
+    key = key.replace("temporal_transformer.", "")
+    if key.endswith("attention_blocks.1.pos_encoder.pe"):
+        return None
+    key = key.replace("attention_blocks.0.pos_encoder.pe", "pos_embed.pe")
+    for official, diffusers in _DIFFUSERS_NAMES:
+        key = key.replace(official, diffusers)
+    return key
+
+
+def motion_module_state_dict(fmt: str, seed: int = 0, shrink: int = 1, meta: bool = False) -> dict[str, torch.Tensor]:
+    """A random motion module laid out as `fmt`'s files are (see motion-module-formats.md), channels divided by
+    `shrink`; meta tensors when only the layout matters. A diffusers-layout format holds exactly the weights of
+    its official-layout twin, renamed."""
+    pe_length = PE_LENGTHS[fmt]
     sd: dict[str, torch.Tensor] = {}
     for prefix, c in motion_module_places(fmt):
+        c //= shrink
         if fmt == "hotshot":
             base = prefix.replace("motion_modules.", "temporal_attentions.")
         else:
             base = prefix + "temporal_transformer."
         for name, shape in _module_shapes(c).items():
-            sd[base + name] = random_tensor(base + name, shape, seed)
+            sd[base + name] = torch.empty(shape, device="meta") if meta else random_tensor(base + name, shape, seed)
         if pe_length:
-            pe = sinusoidal_encoding(pe_length, c)
+            pe = torch.empty(1, pe_length, c, device="meta") if meta else sinusoidal_encoding(pe_length, c)
             for a in (0, 1):
                 enc = "positional_encoding" if fmt == "hotshot" else "pe"
                 sd[f"{base}transformer_blocks.0.attention_blocks.{a}.pos_encoder.{enc}"] = pe
+    if fmt in DIFFUSERS_FORMATS:
+        sd = {_diffusers_key(k): v for k, v in sd.items() if _diffusers_key(k) is not None}
     return sd
 
 
@@ -160,6 +198,32 @@ def motion_lora_state_dict(rank: int = 8, seed: int = 0) -> dict[str, torch.Tens
                 down, up = f"{proc}{proj}.down.weight", f"{proc}{proj}.up.weight"
                 sd[down] = random_tensor(down, (rank, c), seed)
                 sd[up] = random_tensor(up, (c, rank), seed) * 0.5
+    return sd
+
+
+def motion_director_lora_state_dict(fmt: str = "v3", rank: int = 8, seed: int = 0,
+                                    shrink: int = 1) -> dict[str, torch.Tensor]:
+    """A random temporal LoRA as AnimateDiff-MotionDirector saves it (`save_lora_safetensors` with
+    `use_motion_lora_format=True`), float32 like its files.
+
+    Its trainer wraps every Linear under each TemporalTransformerBlock: the attention projections and the
+    feed-forward's two layers. A wrapped layer `<path>.<name>` is saved as `<path>.processor.<name>_lora.up|down
+    .weight` (its `convert_to_motion_lora_key`), so `to_out.0` becomes `to_out.processor.0_lora`, `ff.net.0.proj`
+    `ff.net.0.processor.proj_lora` and `ff.net.2` `ff.net.processor.2_lora`. Up matrices start at zero in training;
+    here they are random, or the LoRA would change nothing. `shrink` divides the channels, for tests' small modules.
+    """
+    sd: dict[str, torch.Tensor] = {}
+    for prefix, c in motion_module_places(fmt):
+        c //= shrink
+        block = f"{prefix}temporal_transformer.transformer_blocks.0."
+        layers = [(f"{block}attention_blocks.{a}.processor.{proj}_lora", c, c)
+                  for a in (0, 1) for proj in ("to_q", "to_k", "to_v")]
+        layers += [(f"{block}attention_blocks.{a}.to_out.processor.0_lora", c, c) for a in (0, 1)]
+        layers += [(f"{block}ff.net.0.processor.proj_lora", c, 8 * c), (f"{block}ff.net.processor.2_lora", 4 * c, c)]
+        for name, fan_in, fan_out in layers:
+            down, up = f"{name}.down.weight", f"{name}.up.weight"
+            sd[down] = random_tensor(down, (rank, fan_in), seed)
+            sd[up] = random_tensor(up, (fan_out, rank), seed) * 0.5
     return sd
 
 
@@ -213,14 +277,14 @@ def sd15_checkpoint_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _save(sd: dict[str, torch.Tensor], path: Path) -> None:
+def _save(sd: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write atomically: a half-written fixture must never be mistaken for a finished one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     if path.suffix == ".safetensors":
         import safetensors.torch
 
-        safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata=STAND_IN_METADATA)
+        safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={**(metadata or {}), **STAND_IN_METADATA})
     else:
         torch.save({"state_dict": sd}, tmp)
     os.replace(tmp, path)
@@ -248,6 +312,14 @@ def ensure_motion_lora(lora_dir: Path, seed: int = 0) -> Path:
     if not path.exists():
         log.info("generating random motion LoRA %s", path)
         _save({k: v.half() for k, v in motion_lora_state_dict(seed=seed).items()}, path)
+    return path
+
+
+def ensure_motion_director_lora(lora_dir: Path, seed: int = 0) -> Path:
+    path = Path(lora_dir) / MOTION_DIRECTOR_LORA_FILE
+    if not path.exists():
+        log.info("generating random MotionDirector v3 LoRA %s", path)
+        _save(motion_director_lora_state_dict("v3", seed=seed), path, MOTION_DIRECTOR_METADATA)
     return path
 
 
@@ -281,7 +353,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description="Generate random-weight stand-in models.")
     parser.add_argument("models", type=Path, help="a ComfyUI models/ folder")
-    parser.add_argument("items", nargs="+", choices=["sd15", "lora", *MOTION_MODULE_FILES])
+    parser.add_argument("items", nargs="+", choices=["sd15", "lora", "motion_director_lora", *MOTION_MODULE_FILES])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="[fixtures] %(message)s")
 
@@ -298,6 +370,8 @@ def main() -> int:
             print(ensure_sd15_checkpoint(args.models / "checkpoints"))
         elif item == "lora":
             print(ensure_motion_lora(args.models / "animatediff_motion_lora"))
+        elif item == "motion_director_lora":
+            print(ensure_motion_director_lora(args.models / "animatediff_motion_lora"))
         else:
             print(ensure_motion_module(args.models / "animatediff_models", item))
     return 0

@@ -14,6 +14,8 @@ from types import ModuleType
 
 from scripts import comfy_host
 
+_pack: ModuleType | None = None
+
 
 def start(base_dir: Path | None, host_args: tuple[str, ...] = ("--cpu",)) -> ModuleType:
     """Import ComfyUI with `host_args` (and `--base-directory` when given) and load the pack; returns the pack."""
@@ -35,14 +37,28 @@ def start(base_dir: Path | None, host_args: tuple[str, ...] = ("--cpu",)) -> Mod
     import comfy.model_management  # noqa: F401  (reads the arguments: device, precision)
     import nodes
 
+    global _pack
     if not asyncio.run(nodes.load_custom_node(str(pack_path))):
         raise RuntimeError("ComfyUI could not load the pack; see the log above")
-    return sys.modules[str(pack_path).replace(".", "_x_")]
+    _pack = sys.modules[str(pack_path).replace(".", "_x_")]
+    return _pack
 
 
 def pack_module(pack: ModuleType, name: str) -> ModuleType:
     """A submodule of the pack as ComfyUI loaded it (the same classes the nodes use), e.g. 'motion.model'."""
     return importlib.import_module(f"{pack.__name__}.{name}")
+
+
+def run_v3_node(node: str | type, hidden: dict | None = None, /, **inputs):
+    """Run a V3 node (by id or class) the way ComfyUI's executor does, hidden inputs included; returns its
+    NodeOutput, UI result and all."""
+    import nodes
+
+    cls = nodes.NODE_CLASS_MAPPINGS[node] if isinstance(node, str) else node
+    if _pack is None:
+        raise RuntimeError("inprocess.start() must run first")
+    compat = pack_module(_pack, "host_compat")
+    return compat.executor_class_clone(cls, hidden).EXECUTE_NORMALIZED(**inputs)
 
 
 def call_node(class_name: str, **inputs) -> tuple:
@@ -52,6 +68,6 @@ def call_node(class_name: str, **inputs) -> tuple:
 
     cls = nodes.NODE_CLASS_MAPPINGS[class_name]
     if isinstance(cls, type) and issubclass(cls, io.ComfyNode):
-        result = cls.PREPARE_CLASS_CLONE({}).EXECUTE_NORMALIZED(**inputs)
+        result = run_v3_node(cls, **inputs)
         return tuple(result.args) if result.args else ()
     return tuple(getattr(cls(), cls.FUNCTION)(**inputs))

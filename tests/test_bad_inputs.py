@@ -24,7 +24,8 @@ import safetensors.torch
 import torch
 from PIL import Image
 
-from conftest import BASE_DIR, MODELS, call_node
+from conftest import BASE_DIR, MODELS, call_node, pack_module
+from scripts import fixtures
 from scripts.comfy_host import PromptFailed, PromptRejected
 
 pytestmark = pytest.mark.host
@@ -36,6 +37,7 @@ MM_DIR = MODELS / "animatediff_models"
 LORA_DIR = MODELS / "animatediff_motion_lora"
 README = Path(__file__).resolve().parent.parent / "README.md"
 TABLE_BEGIN, TABLE_END = "<!-- troubleshooting:begin -->", "<!-- troubleshooting:end -->"
+NAN, INF = float("nan"), float("inf")
 
 
 @dataclass
@@ -45,8 +47,10 @@ class Ctx:
     ckpt: str
     v1: str
     v2: str
+    v3: str
     sdxl: str
     lora: str
+    md_lora: str
     marker: Path
     tmp: Path
 
@@ -87,6 +91,26 @@ def _sample_graph(ctx: Ctx, frames: int = 2, module: str | None = None, lora: st
     return g
 
 
+def _with(graph: dict, node: str, **inputs) -> dict:
+    """The graph with some inputs of one node replaced."""
+    graph[node]["inputs"].update(inputs)
+    return graph
+
+
+def _linked_float(graph: dict, node: str, name: str, value: float) -> dict:
+    """The graph with a FLOAT input fed by core's Float primitive, whose own check lets NaN through."""
+    graph["20"] = {"class_type": "PrimitiveFloat", "inputs": {"value": value}}
+    graph[node]["inputs"][name] = ["20", 0]
+    return graph
+
+
+def _interpolate_graph(ctx: Ctx, fps: float) -> dict:
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 2, "color": 0}},
+            "2": {"class_type": "AnimateFlow_InterpolateFrames",
+                  "inputs": {"images": ["1", 0], "multiplier": 2, "method": "blend", "fps": fps, "closed_loop": False}},
+            "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+
+
 def _blend_graph(ctx: Ctx, **blend) -> dict:
     return {
         "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 2}},
@@ -105,10 +129,17 @@ def _combine_graph(ctx: Ctx, width: int = 64, height: int = 48, **combine) -> di
             "2": {"class_type": "AnimateFlow_VideoCombine", "inputs": inputs}}
 
 
-def _load_video_graph(ctx: Ctx, path: str) -> dict:
+def _combine_mask_graph(ctx: Ctx, mask_size: int) -> dict:
+    graph = _combine_graph(ctx, save_webm=True, save_mp4=False, save_gif=False)
+    graph["3"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": mask_size, "height": mask_size}}
+    graph["2"]["inputs"]["mask"] = ["3", 0]
+    return graph
+
+
+def _load_video_graph(ctx: Ctx, path: str, **options) -> dict:
     return {"1": {"class_type": "AnimateFlow_LoadVideoPath",
                   "inputs": {"video_path": path, "frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 1,
-                             "force_rate": 0.0, "custom_width": 0, "custom_height": 0}},
+                             "force_rate": 0.0, "custom_width": 0, "custom_height": 0, **options}},
             "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
 
 
@@ -135,6 +166,16 @@ def _latent_frames(frames: int) -> Callable[[dict, object], None]:
         samples = safetensors.torch.load_file(str(path))["latent_tensor"]
         assert samples.shape == (frames, 4, 8, 8)
         assert torch.isfinite(samples).all()
+
+    return check
+
+
+def _lora_report(*needles: str) -> Callable[[dict, object], None]:
+    """The sample ran and Motion LoRA Loader's UI text says what it patched and skipped."""
+    def check(entry: dict, server) -> None:
+        _latent_frames(2)(entry, server)
+        text = " ".join(entry["outputs"]["3"]["text"])
+        assert all(n in text for n in needles), text
 
     return check
 
@@ -208,9 +249,17 @@ ROWS: list[Row] = [
     Row("sdxl_module_on_sd15", "Apply Motion Module", "an SDXL motion module on an SD1.5 checkpoint",
         "error: module does not fit the model; use an SD1.5 module with SD1.5",
         lambda c: _sample_graph(c, module=c.sdxl), needles=("Apply Motion Module", "SD1.5", "SDXL")),
-    Row("lora_on_v1", "Motion LoRA Loader", "a motion LoRA on a v1 module",
-        "error: LoRA does not fit the v1 module; load a v2 module",
-        lambda c: _sample_graph(c, module=c.v1, lora=c.lora), needles=("Motion LoRA Loader", "lora", "v2")),
+    Row("lora_on_v1", "Motion LoRA Loader", "a v2 motion LoRA on a v1 module (no mid block)",
+        "works: the layers v1 has are patched; the 8 mid-block layers are skipped and the node says so",
+        lambda c: _sample_graph(c, module=c.v1, lora=c.lora), outcome="works",
+        check=_lora_report("160 layers patched", "skipped 8 mid-block layers")),
+    Row("lora_motiondirector_v3", "Motion LoRA Loader", "a MotionDirector LoRA (attention + feed-forward) on v3",
+        "works: all 200 layers patched", lambda c: _sample_graph(c, module=c.v3, lora=c.md_lora), outcome="works",
+        check=_lora_report("200 layers patched")),
+    Row("lora_matches_nothing", "Motion LoRA Loader", "a LoRA with only mid-block layers on a v1 module",
+        "error: the LoRA patches none of the module's layers; pick one trained for this kind of module",
+        lambda c: _sample_graph(c, module=c.v1, lora="broken_mid_only_lora.safetensors"),
+        needles=("Motion LoRA Loader", "broken_mid_only_lora", "patches none")),
     Row("frames_0_empty_latent", "Empty Latent Image (core)", "batch_size 0",
         "HTTP 400 at validation naming batch_size (core minimum 1)",
         lambda c: _sample_graph(c, frames=0), outcome="rejected", needles=("batch_size",)),
@@ -242,6 +291,30 @@ ROWS: list[Row] = [
     Row("latent_scale_0", "Latent Init Blend", "latent_scale 0",
         "error: divides by zero; set latent_scale above 0 (default 32)",
         lambda c: _blend_graph(c, latent_scale=0.0), needles=("Latent Init Blend", "latent_scale", "above 0")),
+    Row("latent_scale_nan", "Latent Init Blend", "latent_scale NaN",
+        "HTTP 400 at validation: latent_scale is nan, enter a number from 0 to 10000",
+        lambda c: _blend_graph(c, latent_scale=NAN), outcome="rejected",
+        needles=("Latent Init Blend", "latent_scale is nan", "from 0 to 10000")),
+    Row("latent_power_inf", "Latent Init Blend", "latent_power +inf",
+        "HTTP 400 at validation: latent_power is inf, enter a number from 0 to 10",
+        lambda c: _blend_graph(c, latent_power=INF), outcome="rejected",
+        needles=("Latent Init Blend", "latent_power is inf")),
+    Row("motion_scale_nan", "Apply Motion Module", "motion_scale NaN (was an all-black video)",
+        "HTTP 400 at validation: motion_scale is nan, enter a number from 0 to 10",
+        lambda c: _with(_sample_graph(c), "4", motion_scale=NAN), outcome="rejected",
+        needles=("Apply Motion Module", "motion_scale is nan", "from 0 to 10")),
+    Row("motion_scale_linked_nan", "Apply Motion Module", "motion_scale NaN through a link (core Float node)",
+        "error before sampling: motion_scale is nan (the host cannot check a linked value at validation)",
+        lambda c: _linked_float(_sample_graph(c), "4", "motion_scale", NAN),
+        needles=("Apply Motion Module", "motion_scale is nan")),
+    Row("lora_strength_inf", "Motion LoRA Loader", "strength -inf",
+        "HTTP 400 at validation: strength is -inf, enter a number from -10 to 10",
+        lambda c: _with(_sample_graph(c, lora=c.lora), "3", strength=-INF), outcome="rejected",
+        needles=("Motion LoRA Loader", "strength is -inf")),
+    Row("interp_fps_nan", "Interpolate Frames", "fps NaN", "HTTP 400 at validation: fps is nan",
+        lambda c: _interpolate_graph(c, NAN), outcome="rejected", needles=("Interpolate Frames", "fps is nan")),
+    Row("vc_fps_nan", "Video Combine", "fps NaN", "HTTP 400 at validation: fps is nan",
+        lambda c: _combine_graph(c, fps=NAN), outcome="rejected", needles=("Video Combine", "fps is nan")),
     Row("vc_empty_batch", "Video Combine", "an empty IMAGE batch (in-process: no core node makes one)",
         "error: images is an empty batch; connect a node that outputs frames",
         outcome="in-process", run=_combine_empty_batch, needles=("Video Combine", "images", "empty", "connect")),
@@ -263,6 +336,13 @@ ROWS: list[Row] = [
         needles=("Video Combine", "filename_prefix", "broken_file_as_dir")),
     Row("vc_odd_size_mp4", "Video Combine", "63x47 frames to MP4", "works: MP4 padded to 64x48, GIF stays 63x47",
         lambda c: _combine_graph(c, width=63, height=47), outcome="works", check=_check_odd_mp4),
+    Row("vc_extra_crf_range", "Video Combine", "extra_crf 60 with extra_format h265-mp4 (x265 stops at 51)",
+        "error: outside H.265 MP4's range 0-51; -1 for its default",
+        lambda c: _combine_graph(c, extra_format="h265-mp4", extra_crf=60),
+        needles=("Video Combine", "extra_crf 60", "0-51", "-1")),
+    Row("vc_mask_size", "Video Combine", "a 32x32 mask on 64x48 frames",
+        "error: names both sizes; give one mask per frame (or one for all) of the frames' size",
+        lambda c: _combine_mask_graph(c, 32), needles=("Video Combine", "mask", "64x48", "same size")),
     Row("lv_missing", "Load Video (Path)", "a video path that does not exist",
         "error: file not found (names video_path and the path)",
         lambda c: _load_video_graph(c, "broken_missing.mp4"), needles=("Load Video (Path)", "video_path", "not found")),
@@ -272,9 +352,32 @@ ROWS: list[Row] = [
     Row("lv_corrupt", "Load Video (Path)", "random bytes named .mp4", "error: not a video or corrupt (names the file)",
         lambda c: _load_video_graph(c, "broken_corrupt.mp4"),
         needles=("Load Video (Path)", "broken_corrupt.mp4", "corrupt")),
+    Row("lv_playlist", "Load Video (Path)", "an HLS playlist (.m3u8) whose segment lies outside input/",
+        "refused before ffmpeg opens anything it lists: only self-contained video files are read",
+        lambda c: _load_video_graph(c, "broken_playlist.m3u8"),
+        needles=("Load Video (Path)", "broken_playlist.m3u8", "HLS playlist", "self-contained")),
+    Row("lv_nul", "Load Video (Path)", "a path containing a NUL character",
+        "error: video_path contains a NUL character",
+        lambda c: _load_video_graph(c, "clip\0.mp4"), needles=("Load Video (Path)", "video_path", "NUL")),
+    Row("lv_too_large", "Load Video (Path)", "custom size 8192x8192 on a 200-frame clip",
+        "error before decoding: the GB needed and the limit; lower frame_load_cap, select_every_nth or the size",
+        lambda c: _load_video_graph(c, "broken_long.mp4", custom_width=8192, custom_height=8192),
+        needles=("Load Video (Path)", "200 frames", "GB", "frame_load_cap", "custom_width")),
     Row("seq_fewer_masks", "Load Image Sequence", "image/ with 3 frames, mask/ with 2",
         "error: names the counts and asks for one mask per image",
         lambda c: _sequence_graph(c, "broken_masks"), needles=("Load Image Sequence", "folder", "mask", "3", "2")),
+    Row("seq_link_outside", "Load Image Sequence", "a frame that is a link to a file outside input/",
+        "error naming the link: it leads outside ComfyUI's input folder",
+        lambda c: _sequence_graph(c, "broken_seq_link"),
+        needles=("Load Image Sequence", "1.png", "link", "outside ComfyUI's input folder")),
+    Row("vc_prefix_too_long", "Video Combine", "a 5,000-character filename_prefix",
+        "error: too long, with the file system's limit; shorten it",
+        lambda c: _combine_graph(c, filename_prefix="x" * 5000),
+        needles=("Video Combine", "filename_prefix", "too long", "shorten")),
+    Row("vc_prefix_link_outside", "Video Combine", "filename_prefix through a linked folder in output/ leading out",
+        "error: resolves outside the output folder; no folder is made there",
+        lambda c: _combine_graph(c, filename_prefix="broken_link_out/new/clip"),
+        needles=("Video Combine", "filename_prefix", "outside the output folder")),
 ]
 
 
@@ -314,9 +417,37 @@ def _write_broken_files(ctx: Ctx) -> list[Path]:
     put(LORA_DIR / "broken_code_lora.pt", (ctx.tmp / "code.pt").read_bytes())
     put(LORA_DIR / "broken_text_lora.safetensors", text)
     put(LORA_DIR / "broken_truncated_lora.safetensors", lora[: len(lora) // 2])
+    mid_only = ctx.tmp / "mid_only.safetensors"
+    safetensors.torch.save_file({k: v for k, v in fixtures.motion_lora_state_dict(rank=4).items()
+                                 if k.startswith("mid_block.")}, str(mid_only))
+    put(LORA_DIR / "broken_mid_only_lora.safetensors", mid_only.read_bytes())
     put(INPUT / "broken_empty.mp4", b"")
     put(INPUT / "broken_corrupt.mp4", random.Random(7).randbytes(4096))
     put(OUTPUT / "broken_file_as_dir", b"a file where Video Combine would want a folder")
+    outside = ctx.tmp / "outside"
+    outside.mkdir()
+    with av.open(str(outside / "secret.ts"), "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width = stream.height = 16
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((16, 16, 3), 99, np.uint8), format="rgb24")))
+        container.mux(stream.encode())
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{outside / 'secret.ts'}\n#EXT-X-ENDLIST\n"
+    put(INPUT / "broken_playlist.m3u8", playlist.encode())
+    with av.open(str(INPUT / "broken_long.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width = stream.height = 16
+        for _ in range(200):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode())
+    made.append(INPUT / "broken_long.mp4")
+    Image.new("RGB", (16, 16), 99).save(outside / "secret.png")
+    (INPUT / "broken_seq_link").mkdir(exist_ok=True)
+    Image.new("RGB", (16, 16), 0).save(INPUT / "broken_seq_link" / "0.png")
+    (INPUT / "broken_seq_link" / "1.png").symlink_to(outside / "secret.png")
+    made.append(INPUT / "broken_seq_link")
+    (outside / "linked").mkdir()
+    (OUTPUT / "broken_link_out").symlink_to(outside / "linked", target_is_directory=True)
+    made.append(OUTPUT / "broken_link_out")
     for sub, count in (("image", 3), ("mask", 2)):
         folder = INPUT / "broken_masks" / sub
         folder.mkdir(parents=True, exist_ok=True)
@@ -329,13 +460,15 @@ def _write_broken_files(ctx: Ctx) -> list[Path]:
 @pytest.fixture(scope="module")
 def ctx(sd15_file, motion_module_file, motion_lora_file, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad_inputs")
-    context = Ctx(ckpt=sd15_file, v1=motion_module_file("v1"), v2=motion_module_file("v2"),
-                  sdxl=motion_module_file("sdxl"), lora=motion_lora_file, marker=tmp / "code_ran", tmp=tmp)
+    context = Ctx(ckpt=sd15_file, v1=motion_module_file("v1"), v2=motion_module_file("v2"), v3=motion_module_file("v3"),
+                  sdxl=motion_module_file("sdxl"), lora=motion_lora_file,
+                  md_lora=fixtures.ensure_motion_director_lora(LORA_DIR).name, marker=tmp / "code_ran", tmp=tmp)
     shutil.rmtree(OUTPUT / PREFIX, ignore_errors=True)
     made = _write_broken_files(context)
     yield context
+    assert not any((context.tmp / "outside" / "linked").iterdir()), "Video Combine made something through the link"
     for path in made:
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
@@ -391,6 +524,41 @@ def test_bad_input(row: Row, ctx: Ctx, server):
     _assert_serves_next(server)
 
 
+def _float_inputs(object_info: dict) -> list[tuple[str, str, dict]]:
+    """(node id, input name, options) of every FLOAT input of the pack, required and optional."""
+    found = []
+    for node_id, info in object_info.items():
+        if not node_id.startswith("AnimateFlow_"):
+            continue
+        for group in ("required", "optional"):
+            for name, spec in info["input"].get(group, {}).items():
+                if spec[0] == "FLOAT":
+                    found.append((node_id, name, spec[1] if len(spec) > 1 else {}))
+    return found
+
+
+def test_every_float_input_is_checked_at_queue_time(server):
+    """NaN, ±inf and out-of-range values of every FLOAT input in /object_info are refused with HTTP 400 naming the
+    input: a new FLOAT input without a check in `validate_inputs` (nodes/common.py) fails here."""
+    floats = _float_inputs(server.object_info())
+    assert {n for n, _, _ in floats} >= {"AnimateFlow_ApplyMotionModule", "AnimateFlow_LatentInitBlend",
+                                         "AnimateFlow_InterpolateFrames", "AnimateFlow_VideoCombine"}
+    for node_id, name, options in floats:
+        bad = [(NAN, f"{name} is nan"), (INF, f"{name} is inf"), (-INF, f"{name} is -inf")]
+        if "min" in options:
+            bad.append((options["min"] - 1, "below its minimum"))
+        if "max" in options:
+            bad.append((options["max"] + 1, "above its maximum"))
+        for value, needle in bad:
+            graph = {"1": {"class_type": node_id, "inputs": {name: value}},
+                     "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+            with pytest.raises(PromptRejected) as rejected:
+                server.queue(graph)
+            errors = rejected.value.details.get("node_errors", {}).get("1", {}).get("errors", [])
+            details = " ".join(str(e.get("details")) for e in errors)
+            assert needle in details and name in details, f"{node_id}.{name} = {value}: {details[:600]}"
+
+
 def test_readme_troubleshooting_is_this_table():
     block = README.read_text().split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0]
     assert block.strip() == render_markdown().strip(), "README's troubleshooting table is stale: paste render_markdown()"
@@ -401,3 +569,18 @@ def render_markdown() -> str:
     lines = ["| id | node | input | result |", "|---|---|---|---|"]
     lines += [f"| `{row.id}` | {row.node} | {row.what} | {row.expected} |" for row in ROWS]
     return "\n".join(lines) + "\n"
+
+
+def test_linked_values_are_checked_for_finiteness_only():
+    """A link may carry a value above a widget's maximum (Interpolate Frames' fps × multiplier into Video Combine):
+    the host never range-checked links, so only NaN/±inf fail when the node runs."""
+    import nodes
+
+    common = pack_module("nodes.common")
+    combine = nodes.NODE_CLASS_MAPPINGS["AnimateFlow_VideoCombine"]
+    common.require_finite(combine, fps=480.0)
+    assert "above its maximum 240" in common.validate_floats(combine, fps=480.0)
+    assert common.validate_floats(combine, fps=8.0) is True
+    with pytest.raises(ValueError, match=r"Video Combine: fps is nan \(not a finite number\); enter a number from "
+                                         r"0\.01 to 240 \(default 8\)"):
+        common.require_finite(combine, fps=NAN)

@@ -4,12 +4,9 @@ the txt2vid example queues and plays in the node's preview."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
-from test_browser_preview import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, close_dialogs, require_browser,
-                                  skip_first_visit_templates)
+from test_browser_preview import ARTIFACTS, close_dialogs, launch, open_editor, require_browser
 from test_examples import API_FILES, EXAMPLES, _defaults_filled
 
 from scripts import workflows
@@ -23,6 +20,9 @@ SHRINK_TXT2VID = """() => {
         if (node.type === 'KSampler') set('steps', 1);
     }
 }"""
+# Load Video's own preview appears once its file has loaded: wait for it, so the prompt is checked with it there.
+PREVIEWS_LOADED = """() => app.graph._nodes.filter(n => n.type === 'AnimateFlow_LoadVideo')
+    .every(n => n.widgets?.some(w => w.name === 'video-preview'))"""
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +30,14 @@ def editor(server, sd15_file, motion_module_file, motion_lora_file, example_inpu
     require_browser()
     from playwright.sync_api import sync_playwright
 
-    motion_module_file("v2")
-    errors: list[str] = []
+    for fmt in ("v2", "lightning4"):  # every module an example names, so its combo offers the file
+        motion_module_file(fmt)
     with sync_playwright() as pw:
-        executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-        browser = pw.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        skip_first_visit_templates(server)
-        page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
-        page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph"
-                               " && LiteGraph.registered_node_types['AnimateFlow_VideoCombine']", timeout=120_000)
-        page.wait_for_timeout(1000)
-        close_dialogs(page)
-        page.errors = errors
-        yield page
-        browser.close()
+        browser = launch(pw)
+        try:
+            yield open_editor(browser, server, width=1600, height=1000)
+        finally:
+            browser.close()
 
 
 @pytest.mark.parametrize("api_path", API_FILES, ids=lambda p: p.stem)
@@ -56,6 +48,7 @@ def test_editor_loads_example_and_queues_its_api_twin(editor, server, api_path):
     assert not unknown, f"node types the editor does not know: {unknown}"
     editor.evaluate("async (wf) => { await app.loadGraphData(wf); }", ui)
     assert editor.evaluate("() => app.graph._nodes.length") == len(ui["nodes"])
+    editor.wait_for_function(PREVIEWS_LOADED, timeout=60_000)
     prompt = editor.evaluate("async () => (await app.graphToPrompt()).output")
     expected = _defaults_filled(json.loads(api_path.read_text()), server.object_info())
     assert workflows.strip_meta(prompt) == expected

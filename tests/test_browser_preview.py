@@ -1,24 +1,30 @@
 """The editor preview in a real browser: headless Chromium loads a workflow, queues it, and the result plays.
 
 Needs Debian's chromium (`apt-get install -y chromium`) and Playwright's Python package (no browser
-download: it drives /usr/bin/chromium). The screenshot goes to tests/artifacts/ (ignored by git).
+download: it drives /usr/bin/chromium). The screenshot goes to tests/artifacts/ (ignored by git). Every page
+counts uncaught errors and console errors (an extension registered twice, a failed extension import) as failures.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from scripts import comfy_host
+
 pytestmark = [pytest.mark.host, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 NODE = "AnimateFlow_VideoCombine"
+# The editor fetches release notes and model links from the internet; the only host it may reach here is ours.
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--no-first-run", "--disable-sync"]
+               "--no-first-run", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 try:
@@ -32,6 +38,39 @@ def require_browser() -> None:
         pytest.skip("playwright is not installed (pip install playwright==1.65.2)")
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
+
+
+def launch(pw):
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    return pw.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
+
+
+def ours(message) -> bool:
+    """A console error about the pack: the editor logs a failed import or a duplicate registration of an extension
+    there instead of throwing, naming the extension or its URL. The host's own noise (404s for user files it
+    probes, its jobs API, the unreachable internet) is not ours."""
+    url = message.location.get("url", "")
+    if message.text.startswith("Failed to load resource"):
+        return f"/extensions/{comfy_host.PACK_DIR_NAME}/" in url
+    text = f"{message.text} {url}".lower()
+    return "animateflow" in text or comfy_host.PACK_DIR_NAME.lower() in text
+
+
+def open_editor(browser, server, width: int = 1280, height: int = 900):
+    """A page with the editor loaded and our node types registered; `page.errors` collects uncaught errors and the
+    console errors about the pack from then on."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.errors = []
+    page.on("pageerror", lambda err: page.errors.append(f"pageerror: {err}"))
+    page.on("console", lambda msg: msg.type == "error" and ours(msg)
+            and page.errors.append(f"console: {msg.text} ({msg.location.get('url', '')})"))
+    skip_first_visit_templates(server)
+    page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
+    page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph"
+                           f" && LiteGraph.registered_node_types['{NODE}']", timeout=120_000)
+    page.wait_for_timeout(1000)
+    close_dialogs(page)
+    return page
 
 
 def widget_values(node_info: dict, values: dict) -> list:
@@ -81,26 +120,28 @@ def combine_workflow(node_info: dict, prefix: str, save_mp4: bool = True) -> dic
     }
 
 
+def test_extension_files_are_served_once_under_the_pack_folder(server):
+    """One registration of web/: served from both pyproject's `web` and WEB_DIRECTORY, a pack folder named other
+    than the project (a git clone) loaded every script twice and the editor refused the second registration."""
+    listed = server.request("/extensions")
+    ours = sorted(url for url in listed if url.rsplit("/", 1)[-1] in {p.name for p in WEB_DIR.glob("*.js")}
+                  and url.startswith("/extensions/"))
+    expected = sorted(f"/extensions/{comfy_host.PACK_DIR_NAME}/{p.name}" for p in WEB_DIR.glob("*.js"))
+    assert ours == expected
+    for url in expected:
+        with urllib.request.urlopen(server.url + url) as resp:
+            assert resp.status == 200
+
+
 def test_preview_plays_on_the_node_after_queueing(server):
     require_browser()
-    with urllib.request.urlopen(server.url + "/extensions/comfyui-animateflow/video_preview.js") as resp:
-        assert resp.status == 200
     node_info = server.object_info()[NODE]
     workflow = combine_workflow(node_info, "vc_browser/clip")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
     with sync_playwright() as pw:
-        executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-        browser = pw.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
+        browser = launch(pw)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            skip_first_visit_templates(server)
-            page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
-            page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph"
-                                   f" && LiteGraph.registered_node_types['{NODE}']", timeout=120_000)
-            page.wait_for_timeout(1000)
-            close_dialogs(page)
+            page = open_editor(browser, server)
             page.evaluate("async (wf) => { await app.loadGraphData(wf); }", workflow)
             page.evaluate("async () => { await app.queuePrompt(0, 1); }")
 
@@ -129,6 +170,6 @@ def test_preview_plays_on_the_node_after_queueing(server):
             assert size == [64, 64]
             close_dialogs(page)
             page.screenshot(path=str(ARTIFACTS / "video_combine_preview_gif.png"))
+            assert not page.errors, json.dumps(page.errors, indent=1)
         finally:
             browser.close()
-    assert not errors, errors

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from memory_probe import PROBE
 
+# Each child loads the full-size checkpoint: the host tier, though no fixture says so.
+pytestmark = pytest.mark.host
+
 TESTS_DIR = Path(__file__).resolve().parent
 
 CHILD = PROBE + r"""

@@ -11,7 +11,6 @@ from conftest import MODELS, call_node, pack_module
 from scripts import fixtures
 
 freenoise = pack_module("sampling.freenoise")
-prompt_travel = pack_module("sampling.prompt_travel")
 ContextOptions = pack_module("sampling.context_options").ContextOptions
 
 
@@ -82,14 +81,6 @@ def test_prompt_travel_is_sliced_per_window(sd15, prompts):
     reference = sample(model, travel, prompts[1], frames=20, size=32)
     result = sample(windowed(model), travel, prompts[1], frames=20, size=32)
     torch.testing.assert_close(result, reference, rtol=1e-4, atol=1e-4)
-
-
-def test_prompt_travel_schedule():
-    assert prompt_travel.parse_schedule("0: a cat, walking,\n16: a dog") == [(0, "a cat, walking"), (16, "a dog")]
-    weights = prompt_travel.blend_weights([2, 6], 8)
-    assert weights[:3, 0].tolist() == [1, 1, 1] and weights[4].tolist() == [0.5, 0.5] and weights[7, 1] == 1
-    with pytest.raises(ValueError, match="Prompt Travel: schedule"):
-        prompt_travel.parse_schedule("a cat")
 
 
 def test_controlnet_per_frame_hints_under_windows(sd15, prompts):

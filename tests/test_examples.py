@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import REPO_ROOT
 
-from scripts import workflows
+from scripts import comfy_host, fixtures, workflows
 
 EXAMPLES = REPO_ROOT / "example_workflows"
 API_FILES = sorted((EXAMPLES / "api").glob("*.json"))
@@ -43,7 +43,16 @@ def _shrink(api: dict) -> dict:
             inputs.update(width=QUICK["size"], height=QUICK["size"])
         elif kind in ("KSampler", "KSamplerAdvanced"):
             inputs["steps"] = QUICK["steps"]
+        elif kind == "AnimateFlow_FreeInit":
+            inputs["iterations"] = min(inputs["iterations"], 2)
     return graph
+
+
+def _motion_modules_named(api: dict) -> list[str]:
+    """The fixture formats of the motion module files an example loads (scripts/fixtures.py names them)."""
+    by_file = {name: fmt for fmt, name in fixtures.MOTION_MODULE_FILES.items()}
+    return [by_file[node["inputs"]["model_name"]] for node in api.values()
+            if node["class_type"] == "AnimateFlow_LoadMotionModule"]
 
 
 def test_every_example_has_both_formats():
@@ -62,7 +71,7 @@ def test_ui_file_queues_as_its_api_twin(api_path, server):
 
 def test_template_browser_lists_examples(server):
     templates = server.request("/workflow_templates")
-    listed = set(templates.get("comfyui-animateflow", []))
+    listed = set(templates.get(comfy_host.PACK_DIR_NAME, []))
     assert {p.stem for p in API_FILES} <= listed
     assert "api" not in listed
 
@@ -70,8 +79,10 @@ def test_template_browser_lists_examples(server):
 @pytest.mark.parametrize("api_path", API_FILES, ids=lambda p: p.stem)
 def test_example_renders_on_random_models(api_path, server, sd15_file, motion_module_file, motion_lora_file,
                                           example_inputs):
-    motion_module_file("v2")
-    entry = server.run(_shrink(json.loads(api_path.read_text())), timeout=900)
+    api = json.loads(api_path.read_text())
+    for fmt in _motion_modules_named(api) or ["v2"]:
+        motion_module_file(fmt)
+    entry = server.run(_shrink(api), timeout=900)
     files = [item for out in entry["outputs"].values() for items in out.values() if isinstance(items, list)
              for item in items if isinstance(item, dict) and "filename" in item]
     assert files, f"{api_path.stem} wrote no output file"

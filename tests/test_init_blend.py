@@ -12,15 +12,40 @@ NODE = "AnimateFlow_LatentInitBlend"
 
 
 def reference_weights(frames, power, scale, last=None):
-    """sd-webui-animatediff v1.5 `AnimateDiffI2VLatent.randomize`, in plain Python lists."""
-    init = [max(0.0, min(1.0, 1 - i**power / scale)) for i in range(frames)]
+    """sd-webui-animatediff v1.x `AnimateDiffI2VLatent.randomize` (scripts/animatediff_latent.py), in plain Python.
+
+    The original, quoted (params.video_length is `frames`; the tensors are float32 [frames, 1, 1, 1]):
+
+        init_alpha = [1 - pow(i, params.latent_power) / params.latent_scale for i in range(params.video_length)]
+        init_alpha[init_alpha < 0] = 0
+        last_alpha = [1 - pow(i, params.latent_power_last) / params.latent_scale_last
+                      for i in range(params.video_length)]
+        last_alpha.reverse()
+        last_alpha[last_alpha < 0] = 0
+        sum_alpha = init_alpha + last_alpha
+        mask_alpha = sum_alpha > 1
+        scaling_factor = 1 / sum_alpha[mask_alpha]
+        init_alpha[mask_alpha] *= scaling_factor
+        last_alpha[mask_alpha] *= scaling_factor
+        init_alpha[0] = 1
+        init_alpha[-1] = 0
+        last_alpha[0] = 0
+        last_alpha[-1] = 1
+        p.init_latent = p.init_latent * init_alpha + last_latent * last_alpha + noise * (1 - init_alpha - last_alpha)
+
+    and without a last frame `p.init_latent * init_alpha + noise * (1 - init_alpha)`.
+    """
+    init = [max(0.0, 1 - pow(i, power) / scale) for i in range(frames)]
     if last is None:
         return init, None
-    last_alpha = [max(0.0, min(1.0, 1 - i ** last[0] / last[1])) for i in range(frames)][::-1]
+    last_alpha = [max(0.0, 1 - pow(i, last[0]) / last[1]) for i in range(frames)]
+    last_alpha.reverse()
     for i in range(frames):
         total = init[i] + last_alpha[i]
         if total > 1:
-            init[i], last_alpha[i] = init[i] / total, last_alpha[i] / total
+            init[i], last_alpha[i] = init[i] * (1 / total), last_alpha[i] * (1 / total)
+    init[0], init[-1] = 1.0, 0.0
+    last_alpha[0], last_alpha[-1] = 0.0, 1.0
     return init, last_alpha
 
 
@@ -50,9 +75,25 @@ def test_last_frame_variant_blends_from_both_ends():
     init_w, last_w = (torch.tensor(w).view(8, 1, 1, 1) for w in reference_weights(8, 1.0, 4.0, (2.0, 9.0)))
     noise = torch.randn((8, 4, 6, 6), generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(out, init * init_w + last * last_w + noise * (1 - init_w - last_w))
-    assert torch.equal(out[-1], last[0]), "last frame keeps the last latent where its alpha is 1 and init's 0"
-    weights = init_latents.blend_weights(8, 1.0, 1.0, (1.0, 1.0))
-    assert torch.all(weights[0] + weights[1] <= 1 + 1e-6)
+    assert torch.equal(out[0], init[0]) and torch.equal(out[-1], last[0])
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 16, 40])
+@pytest.mark.parametrize("power,scale,power_last,scale_last",
+                         [(1.0, 32.0, 1.0, 32.0), (2.0, 20.0, 0.5, 3.0), (0.0, 5.0, 1.3, 4.0), (1.0, 1.0, 1.0, 1.0)])
+def test_endpoints_pinned_as_the_original(frames, power, scale, power_last, scale_last):
+    """With the defaults over 16 frames the unpinned blend made frame 0 65% first / 35% last image."""
+    init_w, last_w = init_latents.blend_weights(frames, power, scale, (power_last, scale_last))
+    want_init, want_last = reference_weights(frames, power, scale, (power_last, scale_last))
+    torch.testing.assert_close(init_w, torch.tensor(want_init), rtol=0, atol=1e-6)
+    torch.testing.assert_close(last_w, torch.tensor(want_last), rtol=0, atol=1e-6)
+    assert torch.all(init_w + last_w <= 1 + 1e-6) and init_w.min() >= 0 and last_w.min() >= 0
+    init, last = torch.randn(1, 4, 4, 4), torch.randn(1, 4, 4, 4)
+    out = init_latents.blend_init_latents(init, frames, power, scale, 0, last_latent=last,
+                                          latent_power_last=power_last, latent_scale_last=scale_last)
+    assert torch.equal(out[-1], last[0]), "the last frame is exactly the last latent"
+    if frames > 1:
+        assert torch.equal(out[0], init[0]), "frame 0 is exactly the first latent"
 
 
 def test_seeded_determinism():

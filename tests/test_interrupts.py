@@ -1,7 +1,7 @@
 """Interrupts and errors mid-sampling leave no motion patch on the shared model (issue 7).
 
-A fresh server (its own process, so the reference render really comes before any AnimateDiff run)
-renders a plain SD1.5 image, then an AnimateDiff render interrupted through POST /interrupt while the
+A fresh server (the session's, restarted: a new process, so the reference render really comes before any
+AnimateDiff run) renders a plain SD1.5 image, then an AnimateDiff render interrupted through POST /interrupt while the
 sampler reports progress, then one that raises inside sampling (25 frames on v1 without Context
 Options: the motion layer raises inside our diffusion-model wrapper), re-rendering the plain image
 after each. CheckpointLoaderSimple stays cached in the server, so every render uses the same MODEL
@@ -22,7 +22,6 @@ import torch
 from PIL import Image
 
 from conftest import BASE_DIR
-from scripts import comfy_host
 from scripts.comfy_host import PromptFailed
 
 pytestmark = pytest.mark.host
@@ -32,11 +31,10 @@ PREFIX = "interrupts"
 
 
 @pytest.fixture(scope="module")
-def fresh_server(sd15_file):
-    srv = comfy_host.ComfyServer(BASE_DIR, log_path=BASE_DIR / "server-interrupts.log")
-    client = srv.start()
-    yield client
-    srv.stop()
+def fresh_server(server, sd15_file):
+    """The session's server restarted: a new process, and no second server beside it in memory."""
+    server.server.restart()
+    yield server
     shutil.rmtree(OUTPUT / PREFIX, ignore_errors=True)
 
 

@@ -146,10 +146,9 @@ def test_missing_empty_corrupt_files_name_the_file(tmp_path):
 
 MEMORY_CHILD = PROBE + textwrap.dedent(
     """
-    import importlib.util, json, sys
-    spec = importlib.util.spec_from_file_location("video_reader", sys.argv[1])
-    video_reader = sys.modules["video_reader"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(video_reader)
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from media import video_reader
 
     video_reader.read_video(sys.argv[2], video_reader.VideoOptions(frame_load_cap=4))
     base = status("VmRSS")
@@ -166,7 +165,8 @@ def test_long_video_streams_into_the_output_tensor(tmp_path):
     path = make_video(tmp_path / "long.mp4", frames=2000, fps=24, size=(64, 64))
     script = tmp_path / "child.py"
     script.write_text(MEMORY_CHILD)
-    result = subprocess.run([sys.executable, str(script), video_reader.__file__, str(path)],
+    pack_root = str(Path(video_reader.__file__).parent.parent)
+    result = subprocess.run([sys.executable, str(script), pack_root, str(path)],
                             capture_output=True, text=True, check=True, timeout=300)
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     assert facts["frames"] == 2000 and facts["bytes"] == 2000 * 64 * 64 * 3 * 4

@@ -64,15 +64,15 @@ def test_fast_maths_matches_the_plain_module():
             plain = module(x, frames, 0.7)
             params = fast_path.gather_params(transformer, x)
             fast = fast_path.transformer_math(x, frames, 0.7, heads, params)
-            per_frame = fast_path.transformer_math(x, frames, torch.full((frames,), 0.7), heads, params)
+            per_frame = fast_path.transformer_math(x, frames, torch.full((2 * frames, 1, 1, 1), 0.7), heads, params)
         assert fast.shape == plain.shape and torch.isfinite(fast).all()
         assert rel(fast - x, plain - x) < 1e-5, module.channels
         assert rel(per_frame - x, plain - x) < 1e-5, module.channels
 
 
 def test_per_frame_scale_scales_each_frame():
-    """A tensor scale is one factor per frame of every video (the compiled graph takes the scale as a tensor so a new
-    value never means a new graph)."""
+    """A tensor scale broadcasts over (b·f, C, h, w) as Motion Scale Schedule makes it (the compiled graph takes the
+    scale as a tensor, so a new value never means a new graph)."""
     module = small_motion().model.down_blocks[0].motion_modules[0]
     frames = 4
     x = torch.randn(2 * frames, module.channels, 3, 3, generator=torch.Generator().manual_seed(1))
@@ -82,9 +82,31 @@ def test_per_frame_scale_scales_each_frame():
     with torch.no_grad():
         params = fast_path.gather_params(transformer, x)
         delta = fast_path.transformer_math(x, frames, 1.0, heads, params) - x
-        scaled = fast_path.transformer_math(x, frames, scales, heads, params) - x
+        scaled = fast_path.transformer_math(x, frames, scales.repeat(2).view(-1, 1, 1, 1), heads, params) - x
     expected = delta.view(2, frames, -1) * scales.view(1, frames, 1)
     assert torch.allclose(scaled.view(2, frames, -1), expected, atol=1e-6)
+
+
+def test_a_tensor_scale_reaches_the_compiled_graph_and_matches_the_plain_path():
+    """Per-frame and per-region scales (Motion Scale Schedule) go into the compiled graph as an input; a scale of
+    another shape is another graph, a new value of the same shape is not."""
+    layer = bf16_layer()
+    compiler = StandInCompiler()
+    fast = cpu_fast_path(compiler)
+    frames = 4
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(2 * frames, layer.channels, 3, 4, generator=gen).bfloat16()
+    per_frame = torch.rand(2 * frames, 1, 1, 1, generator=gen).bfloat16()
+    per_region = torch.rand(2 * frames, 1, 3, 4, generator=gen).bfloat16()
+    with torch.no_grad():
+        for scale in (per_frame, per_region):
+            fast.forward(layer, x, frames, scale)
+            assert fast.wait(timeout=60)
+            result = fast.forward(layer, x, frames, scale)
+            plain = layer(x, frames, scale)
+            assert rel((result - x).float(), (plain - x).float()) < 3e-2
+        fast.forward(layer, x, frames, per_frame * 0.5)
+    assert len(compiler.compiled) == 2 and fast.summary() == {"ready": 2, "pending": 0, "failed": 0}
 
 
 class StandInCompiler:

@@ -24,9 +24,13 @@ EXPECTED = {
     "v14": ("v1", "SD1.5", False, 24, True),
     "v2": ("v2", "SD1.5", True, 32, False),
     "v3": ("v3", "SD1.5", False, 32, False),
-    "animatelcm": ("AnimateLCM", "SD1.5", False, 64, False),
+    "animatelcm": ("AnimateLCM", "SD1.5", True, 64, False),
     "sdxl": ("SDXL", "SDXL", False, 32, False),
     "hotshot": ("HotShot-XL", "SDXL", False, 24, False),
+    # AnimateDiff-Lightning is laid out like v2 (its file name, not its keys, says Lightning: see
+    # test_distilled_modules.py); its _diffusers file is diffusers' MotionAdapter layout of the same.
+    "lightning4": ("v2", "SD1.5", True, 32, False),
+    "lightning4_diffusers": ("v2", "SD1.5", True, 32, False),
 }
 
 
@@ -99,6 +103,9 @@ def test_pickle_with_code_is_refused_and_not_run(tmp_path):
 
 def test_not_a_motion_module_is_a_clear_error():
     with pytest.raises(formats.MotionFormatError, match="not an AnimateDiff motion module"):
+        formats.canonical_state_dict({"something.else.weight": torch.ones(3)}, "other.safetensors")
+    with pytest.raises(formats.MotionFormatError, match="sd15.safetensors is a full Stable Diffusion checkpoint.*"
+                                                        "Load Checkpoint"):
         formats.canonical_state_dict({"model.diffusion_model.out.0.weight": torch.ones(3)}, "sd15.safetensors")
 
 

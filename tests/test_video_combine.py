@@ -16,8 +16,9 @@ import torch
 from conftest import BASE_DIR, call_node, pack_module
 from PIL import Image
 
+from scripts import inprocess
+
 import comfy.model_management
-import nodes
 from comfy_api.latest import InputImpl, io
 from comfy_extras.nodes_video import GetVideoComponents
 
@@ -44,8 +45,7 @@ def colour_frames(count: int, height: int = 48, width: int = 64) -> torch.Tensor
 def run(hidden: dict | None = None, **inputs) -> io.NodeOutput:
     """Run the node like the executor, keeping the UI result that call_node drops."""
     defaults = {"fps": 8.0, "save_gif": True, "save_mp4": True}
-    cls = nodes.NODE_CLASS_MAPPINGS[NODE].PREPARE_CLASS_CLONE(hidden or {})
-    return cls.EXECUTE_NORMALIZED(**{**defaults, **inputs})
+    return inprocess.run_v3_node(NODE, hidden, **{**defaults, **inputs})
 
 
 @pytest.fixture
@@ -122,8 +122,11 @@ def test_every_format_decodes_back_with_count_size_fps(prefix):
     assert isinstance(video, InputImpl.VideoFromFile)
     assert video.get_dimensions() == (64, 48)
     assert out.ui["animateflow"][0]["filename"].endswith(".mp4")
-    assert [item["format"] for item in out.ui["animateflow"]] == ["video/h264-mp4", "video/webm", "image/gif"]
-    assert all(item["subfolder"] == str(Path(prefix).parent) for item in out.ui["animateflow"])
+    previews = out.ui["animateflow"]
+    assert [item["format"] for item in previews] == ["video/h264-mp4", "video/webm", "image/gif", "image/png"]
+    assert [item["role"] for item in previews] == ["video", "video", "animation", "poster"]
+    assert all(item["subfolder"] == str(Path(prefix).parent) for item in previews[:3])
+    assert previews[3]["type"] == "temp" and previews[3]["subfolder"] == ""
 
 
 def test_fractional_fps_and_gif_centiseconds(prefix):
@@ -244,7 +247,7 @@ def test_odd_size_is_padded_for_mp4_and_said_so(prefix, caplog):
 def test_ffmpeg_error_surfaces_its_message_and_leaves_no_files(prefix):
     ffmpeg_writer = pack_module("media.ffmpeg_writer")
     # A 20000x2 frame is a valid IMAGE and GIF, but x264 refuses that size: ffmpeg's own words must surface.
-    refusal = r"ffmpeg could not write the MP4: .*invalid width x height"
+    refusal = r"ffmpeg could not write the H.264 MP4: .*invalid width x height"
     with pytest.raises(ffmpeg_writer.FFmpegError, match=refusal) as err:
         run(images=colour_frames(2, height=2, width=20000), filename_prefix=prefix)
     assert "Video Combine" in str(err.value)
@@ -312,7 +315,7 @@ def test_video_output_feeds_comfyui_video_nodes(prefix):
     images = grey_frames(5)
     _, video = call_node(NODE, images=images, fps=8.0, filename_prefix=prefix, save_gif=False, save_mp4=True)
     # comfy_extras are not loaded in-process: run ComfyUI's own node class directly.
-    frames, _, fps = GetVideoComponents.PREPARE_CLASS_CLONE({}).EXECUTE_NORMALIZED(video=video).args
+    frames, _, fps = inprocess.run_v3_node(GetVideoComponents, video=video).args
     assert frames.shape == (5, 48, 64, 3) and float(fps) == pytest.approx(8.0)
     assert frames[:, :, :, 0].mean(dim=(1, 2)).tolist() == pytest.approx(images[:, 0, 0, 0].tolist(), abs=0.02)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import av
@@ -32,7 +33,11 @@ def test_prompt_api_writes_playable_files_with_the_workflow(server, tmp_path):
     prompt = graph(reverse=True, remove_head=True, remove_tail=True)
     entry = server.run(prompt, extra_pnginfo=WORKFLOW, timeout=120)
     previews = entry["outputs"]["2"]["animateflow"]
-    assert [p["format"] for p in previews] == ["video/h264-mp4", "video/webm", "image/gif"]
+    assert [p["format"] for p in previews] == ["video/h264-mp4", "video/webm", "image/gif", "image/png"]
+    poster = previews.pop()
+    assert poster["role"] == "poster" and poster["type"] == "temp"
+    with Image.open(io.BytesIO(server.view(poster["filename"], poster["subfolder"], "temp"))) as image:
+        assert image.size == (64, 48)
     for item in previews:
         assert item["subfolder"] == "vc_api" and item["type"] == "output"
         local = tmp_path / item["filename"]
@@ -58,3 +63,24 @@ def test_prompt_api_reports_bad_prefix_and_fps(server):
     assert "filename_prefix '../outside'" in json.dumps(failed.value.errors)
     with pytest.raises(PromptRejected):
         server.run(graph(fps=0.0), timeout=60)
+
+
+def test_prompt_api_extra_format_preview_only_serves_from_temp(server, tmp_path):
+    """An AV1 MP4 and a WEBP as a preview: files in temp/, served by /view?type=temp, nothing in output/."""
+    prompt = graph(filename_prefix="vc_api_preview/clip", save_webm=False, extra_format="av1-mp4",
+                   preview_only=True)
+    entry = server.run(prompt, timeout=180)
+    items = entry["outputs"]["2"]["animateflow"]
+    assert [(i["format"], i["role"]) for i in items] == [
+        ("video/h264-mp4", "video"), ("video/av1-mp4", "video"), ("image/gif", "animation"), ("image/png", "poster")]
+    assert {i["type"] for i in items} == {"temp"}
+    av1 = items[1]
+    assert av1["mime"] == 'video/mp4; codecs="av01.0.05M.08"'
+    local = tmp_path / av1["filename"]
+    local.write_bytes(server.view(av1["filename"], av1["subfolder"], "temp"))
+    with av.open(str(local)) as container:
+        stream = container.streams.video[0]
+        assert sum(1 for _ in container.decode(stream)) == 6
+        assert (stream.codec_context.width, stream.codec_context.height) == (64, 48)
+        assert float(stream.average_rate) == pytest.approx(8.0)
+    assert not (server.server.base / "output" / "vc_api_preview").exists()
