@@ -1,22 +1,35 @@
-"""GPU benchmark: seconds per step, peak memory and FLOPs of AnimateDiff sampling, against the plain UNet.
+"""GPU benchmark: ours against the leading pack in the same process — s/step, peak memory, first render, equality.
 
-Runs on the lent GPU (see benchmarks/NOTES.md for the device command). Workload of issue 12: a random
-SD1.5-architecture UNet loaded through ComfyUI's own loader, a random v2-layout motion module through our
-nodes, fp16, euler, cfg 7.5, cond and uncond batched the way ComfyUI batches them. Every figure that matters
-is a ratio to the plain UNet measured in the same run, so the table compares across machines.
+Runs on the lent GPU in one device call (benchmarks/NOTES.md has the command). Workload of issues 12 and 20: a
+random SD1.5-architecture UNet loaded through ComfyUI's own loader, a random v2-layout motion module file, fp16,
+euler, cfg 7.5, cond and uncond batched the way ComfyUI batches them. The leading pack (ComfyUI-AnimateDiff-Evolved,
+from its source archive) is imported the way ComfyUI imports a custom node package, in this process, and applies
+the same file with ADE_AnimateDiffLoaderGen1 (beta schedule autoselect); ADE_StandardStaticContextOptions 16/4
+against our static 16/4 windows. The headline is ours ÷ the leading pack; ratios to the plain UNet drift ±15%.
 
-Seconds per step: the sampler's per-step callback, CUDA-synchronised, median over the steps after the
-first two (loading, allocation and compilation stay out). Peak memory: `torch.cuda.max_memory_allocated`
-over a timed run, reset after a warm-up run with the models already resident (so it includes weights).
+Seconds per step: the sampler's per-step callback, CUDA-synchronised, median over the timed steps after a warm-up
+run (for the fast path, after its compiles finished). Peak: `torch.cuda.max_memory_allocated` over the timed run,
+reset after the warm-up (weights included).
+
+First render, the figure that counts: a fresh process per measurement (ComfyUI, the models, two plain warm-up
+steps, then one 16 f 512² 20-step sampling call of ours, wall time): ours fast on the fresh machine before anything
+compiled (cold caches), ours eager, and ours fast again at the end (warm caches). The table's first-render column
+is the same call in this process, in the order plain, ours fast, ours eager, leading pack, so a later one finds
+cuDNN plans and the motion module already loaded: read it as order-dependent.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import copy
+import gc
+import json
 import logging
+import os
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,6 +44,30 @@ from scripts import fixtures, inprocess  # noqa: E402
 
 log = logging.getLogger("benchmark")
 GIB = 1024 ** 3
+ANCHOR = "comfyui-animatediff-evolved-d8d163c.tar.gz"
+# ../shared/anchors beside a checkout; .device/anchors when this runs from the device carry (.device/pack/benchmarks)
+# or from a checkout whose .device the prepare script built.
+ANCHOR_PLACES = (REPO_ROOT.parent / "shared" / "anchors" / ANCHOR, REPO_ROOT.parent / "anchors" / ANCHOR,
+                 REPO_ROOT / ".device" / "anchors" / ANCHOR)
+FIRST_RENDER_TAG = "FIRST_RENDER_JSON "
+
+
+@dataclass
+class Plan:
+    """Sizes of one run: the issue's workload, or a tiny one that checks the script itself on CPU (--smoke)."""
+
+    size: int = 512
+    big: int = 768
+    frames: int = 16
+    window: int = 16
+    overlap: int = 4
+    long_frames: tuple[int, ...] = (64, 256)
+    steps: int = 20
+    long_steps: int = 3
+
+    @classmethod
+    def smoke(cls) -> Plan:
+        return cls(size=64, big=128, frames=4, window=4, overlap=1, long_frames=(7,), steps=2, long_steps=1)
 
 
 @dataclass
@@ -40,8 +77,9 @@ class Row:
     size: int
     s_per_step: float
     peak_gib: float
-    windows: int = 1
-    tflop_per_step: float | None = None
+    windows: float = 1.0
+    first_render: float | None = None
+    group: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -49,24 +87,44 @@ class Row:
         return self.s_per_step / self.windows
 
 
+def cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def sync() -> None:
+    if cuda():
+        torch.cuda.synchronize()
+
+
+def reset_peak() -> None:
+    if cuda():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / GIB if cuda() else 0.0
+
+
 def matmul_rate(device: torch.device) -> float:
     """Measured fp16 matrix rate in TFLOP/s: the floor's denominator."""
+    if not cuda():
+        return float("nan")
     n = 8192
     a = torch.randn(n, n, device=device, dtype=torch.float16)
     b = torch.randn(n, n, device=device, dtype=torch.float16)
     for _ in range(3):
         a @ b
-    torch.cuda.synchronize()
+    sync()
     start = time.perf_counter()
     reps = 20
     for _ in range(reps):
         a @ b
-    torch.cuda.synchronize()
+    sync()
     return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e12
 
 
 def random_unet(config: dict, seed: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """A random UNet state dict in ComfyUI's key layout, drawn on the GPU (fast) with fixed seeds."""
+    """A random UNet state dict in ComfyUI's key layout, drawn on the device (fast) with fixed seeds."""
     import comfy.ldm.modules.diffusionmodules.openaimodel as openaimodel
     import comfy.ops
 
@@ -93,262 +151,471 @@ def conditioning(batch_ctx: int, dim: int, device, pooled: int | None = None, se
     return [[torch.randn(1, batch_ctx, dim, generator=gen, device=device, dtype=torch.float16), extra]]
 
 
-def sample_steps(model, frames: int, size: int, steps: int, positive, negative, seed: int = 0):
-    """One euler sampling run; returns per-step wall times (synchronised) and the output latent."""
+def sample_steps(model, frames: int, size: int, steps: int, cond, seed: int = 0):
+    """One euler sampling run: per-step wall times (synchronised), the whole call's wall time, the output latent."""
     import comfy.sample
 
+    positive, negative = cond
     latent = torch.zeros(frames, 4, size // 8, size // 8)
     noise = comfy.sample.prepare_noise(latent, seed)
     stamps = []
 
     def on_step(step, x0, x, total):
-        torch.cuda.synchronize()
+        sync()
         stamps.append(time.perf_counter())
 
-    torch.cuda.synchronize()
+    sync()
     stamps.append(time.perf_counter())
     out = comfy.sample.sample(model, noise, steps, 7.5, "euler", "normal", positive, negative, latent,
                               denoise=1.0, seed=seed, callback=on_step, disable_pbar=True)
-    return [b - a for a, b in zip(stamps, stamps[1:])], out
+    sync()
+    return [b - a for a, b in zip(stamps, stamps[1:])], time.perf_counter() - stamps[0], out
 
 
-def measure(case: str, model, frames: int, size: int, steps: int, cond, windows: int = 1) -> tuple[Row, torch.Tensor]:
-    positive, negative = cond
-    sample_steps(model, frames, size, 2, positive, negative)
-    torch.cuda.reset_peak_memory_stats()
-    times, out = sample_steps(model, frames, size, steps, positive, negative)
-    peak = torch.cuda.max_memory_allocated() / GIB
-    s = statistics.median(times[2:]) if len(times) > 3 else statistics.median(times)
-    finite = bool(torch.isfinite(out).all())
-    row = Row(case, frames, size, s, peak, windows)
-    if not finite:
-        row.notes.append("NON-FINITE OUTPUT")
-    log.info("%-34s %4d f %4d px  %.4f s/step  %.2f GiB", case, frames, size, s, peak)
-    return row, out
+class Bench:
+    """The models of one run and the figures measured on them."""
+
+    def __init__(self, plan: Plan, fast_path_of):
+        self.plan = plan
+        self.fast_path_of = fast_path_of
+        self.rows: list[Row] = []
+        self.outputs: dict[tuple[str, int, int], torch.Tensor] = {}
+        self.lines: list[str] = []
+
+    def wait_for_compiles(self, model) -> None:
+        fast = self.fast_path_of(model)
+        if fast is not None:
+            fast.wait()
+
+    def measure(self, group: str, case: str, model, frames: int, size: int, steps: int, cond,
+                windows: float = 1.0, warmup: int = 2) -> Row:
+        import comfy.model_management as mm
+
+        mm.unload_all_models()  # the other rows' motion modules stay out of this row's peak
+        mm.soft_empty_cache()
+        sample_steps(model, frames, size, warmup, cond)
+        self.wait_for_compiles(model)
+        reset_peak()
+        times, _, out = sample_steps(model, frames, size, steps, cond)
+        timed = times[2:] if len(times) > 4 else times
+        row = Row(case, frames, size, statistics.median(timed), peak_gib(), windows, group=group)
+        if not bool(torch.isfinite(out).all()):
+            row.notes.append("NON-FINITE OUTPUT")
+        self.outputs[(case, frames, size)] = out
+        log.info("%-28s %4d f %4d px  %.4f s/step  %.2f GiB", case, frames, size, row.s_per_step, row.peak_gib)
+        self.rows.append(row)
+        return row
+
+
+def windows_per_step(model, frames: int, size: int, cond, window: int) -> float:
+    """UNet work of one step in windows: frames through the diffusion model ÷ (window × cond/uncond). Counts frames,
+    not calls, so it stays right when several windows share one call."""
+    import comfy.patcher_extension
+
+    seen = []
+
+    def count(executor, x, *args, **kwargs):
+        seen.append(x.shape[0])
+        return executor(x, *args, **kwargs)
+
+    counted = model.clone()
+    counted.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "benchmark-count", count)
+    sample_steps(counted, frames, size, 1, cond)
+    return sum(seen) / (2 * window)
 
 
 def flops_per_step(model, frames: int, size: int, cond) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        sample_steps(model, frames, size, 1, *cond)
+        sample_steps(model, frames, size, 1, cond)
     return counter.get_total_flops() / 1e12
 
 
-def unet_calls_per_step(model, frames: int, size: int, cond) -> int:
-    """How many UNet calls one step makes: with windows, the number of windows (cond and uncond share a call)."""
-    import comfy.patcher_extension
-
-    calls = []
-
-    def count(executor, *args, **kwargs):
-        calls.append(1)
-        return executor(*args, **kwargs)
-
-    counted = model.clone()
-    counted.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "benchmark-count", count)
-    sample_steps(counted, frames, size, 1, *cond)
-    return len(calls)
+def relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((result.double() - reference.double()).norm() / reference.double().norm()).item()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--long-steps", type=int, default=6, help="steps for the 64/256-frame cases")
-    parser.add_argument("--skip-sdxl", action="store_true")
-    parser.add_argument("--skip-compile", action="store_true")
-    parser.add_argument("--skip-modules", action="store_true", help="skip the motion-modules-only variant timings")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="[bench] %(message)s")
-    started = time.perf_counter()
+def find_anchor(given: str | None) -> Path:
+    for place in ([Path(given)] if given else ANCHOR_PLACES):
+        if place.exists():
+            return place
+    raise FileNotFoundError(f"the leading pack's source ({ANCHOR}) is at none of {[str(p) for p in ANCHOR_PLACES]}; "
+                            "pass --anchor (an archive or an unpacked folder)")
 
-    pack = inprocess.start(None, host_args=())
-    call = inprocess.call_node
+
+def load_leading_pack(anchor: Path) -> None:
+    """Import the leading pack as ComfyUI imports a custom node package: its folder through `load_custom_node`."""
+    import asyncio
+
+    import nodes
+
+    folder = anchor
+    if anchor.is_file():
+        target = Path(tempfile.mkdtemp(prefix="animateflow-anchor-"))
+        with tarfile.open(anchor) as archive:
+            archive.extractall(target, filter="data")
+        folder = next(p for p in target.iterdir() if p.is_dir())
+    if not asyncio.run(nodes.load_custom_node(str(folder))):
+        raise RuntimeError(f"ComfyUI could not import the leading pack from {folder}")
+    log.info("leading pack imported from %s", folder)
+
+
+def node_input_defaults(class_name: str) -> dict:
+    import nodes
+
+    cls = nodes.NODE_CLASS_MAPPINGS[class_name]
+    return {i.id: getattr(i, "default", None) for i in cls.define_schema().inputs}
+
+
+def parse_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        value: object = text
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                pass
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        options[key] = value
+    return options
+
+
+def setup(plan: Plan, smoke: bool, anchor: Path | None, models_dir: Path | None = None):
+    """ComfyUI with our pack (and the leading pack when `anchor` is given), the plain UNet, the motion module file."""
+    pack = inprocess.start(None, host_args=("--cpu",) if smoke else ())
     import comfy.model_management as mm
     import comfy.sd
     import folder_paths
 
+    if anchor is not None:
+        load_leading_pack(anchor)
     device = mm.get_torch_device()
-    torch.backends.cuda.matmul.allow_tf32 = True
-    rate = matmul_rate(device)
-    log.info("device %s, torch %s, fp16 matmul %.0f TFLOP/s", torch.cuda.get_device_name(), torch.__version__, rate)
-
-    models_dir = Path(tempfile.mkdtemp(prefix="animateflow-bench-"))
+    if cuda():
+        torch.backends.cuda.matmul.allow_tf32 = True
+    models_dir = models_dir or Path(tempfile.mkdtemp(prefix="animateflow-bench-"))
     folder_paths.add_model_folder_path("animatediff_models", str(models_dir), is_default=True)
     fixtures.ensure_motion_module(models_dir, "v2")
-
     unet_sd = random_unet(fixtures.sd15_unet_config(), 0, device)
-    plain = comfy.sd.load_diffusion_model_state_dict(unet_sd, model_options={"dtype": torch.float16})
-    del unet_sd
-    (motion,) = call("AnimateFlow_LoadMotionModule", model_name=fixtures.MOTION_MODULE_FILES["v2"])[:1]
-
-    def apply(fast_path: str, **extra):
-        return call("AnimateFlow_ApplyMotionModule", model=plain, motion_module=motion, motion_scale=1.0,
-                    beta_schedule="auto", fast_path=fast_path, **extra)[0]
-
-    eager, fast = apply("off"), apply("auto")
+    # ComfyUI's loader pops the keys it loads: each model gets its own copy of the dict (the tensors are shared)
+    plain = comfy.sd.load_diffusion_model_state_dict(dict(unet_sd), model_options={"dtype": torch.float16})
     cond = (conditioning(77, 768, device, seed=1), conditioning(77, 768, device, seed=2))
+    return pack, device, models_dir, unet_sd, plain, cond
 
-    rows: list[Row] = []
-    plain16, _ = measure("plain UNet (16 images)", plain, 16, 512, args.steps, cond)
-    ad16, _ = measure("AnimateDiff v2, eager", eager, 16, 512, args.steps, cond)
-    fast16, _ = measure("AnimateDiff v2, fast path", fast, 16, 512, args.steps, cond)
-    plain16.tflop_per_step = flops_per_step(plain, 16, 512, cond)
-    ad16.tflop_per_step = flops_per_step(eager, 16, 512, cond)
-    rows += [plain16, ad16, fast16]
-    check = fast_path_check(eager, fast, cond) + attention_check(inprocess.pack_module(pack, "motion.fast_path"),
-                                                                 device)
 
-    (options,) = call("AnimateFlow_ContextOptions", context_length=16, context_stride=1, context_overlap=4,
-                      closed_loop=False, schedule="uniform", fuse_method="pyramid")[:1]
-    calls16 = unet_calls_per_step(eager, 16, 512, cond)
-    for mode, label in (("off", "eager"), ("auto", "fast path")):
-        windowed = apply(mode, context_options=options)
-        for frames in (64, 256):
-            windows = unet_calls_per_step(windowed, frames, 512, cond) // calls16
-            row, _ = measure(f"AnimateDiff v2, context 16/4, {label}", windowed, frames, 512, args.long_steps, cond,
-                             windows=windows)
-            rows.append(row)
-    rows[-4:] = [rows[-4], rows[-2], rows[-3], rows[-1]]  # 64 eager, 64 fast, 256 eager, 256 fast
+def apply_ours(plain, motion, fast_path: str, **extra):
+    return inprocess.call_node("AnimateFlow_ApplyMotionModule", model=plain, motion_module=motion, motion_scale=1.0,
+                               beta_schedule="auto", fast_path=fast_path, **extra)[0]
 
-    plain768, _ = measure("plain UNet (16 images)", plain, 16, 768, args.steps, cond)
-    ad768, _ = measure("AnimateDiff v2, eager", eager, 16, 768, args.steps, cond)
-    fast768, _ = measure("AnimateDiff v2, fast path", fast, 16, 768, args.steps, cond)
-    rows += [plain768, ad768, fast768]
 
-    if not args.skip_compile:
-        from comfy_api.torch_helpers import set_torch_compile_wrapper
+def apply_leading(plain, **extra):
+    return inprocess.call_node("ADE_AnimateDiffLoaderGen1", model=plain,
+                               model_name=fixtures.MOTION_MODULE_FILES["v2"], beta_schedule="autoselect", **extra)[0]
 
-        compiled = eager.clone()
-        set_torch_compile_wrapper(model=compiled, backend="inductor")  # what ComfyUI's TorchCompileModel does
-        row, _ = measure("AnimateDiff v2 eager + TorchCompileModel", compiled, 16, 512, args.steps, cond)
-        rows.append(row)
 
-    print(f"\n[bench] {time.perf_counter() - started:.0f} s so far")
-    module_rows = [] if args.skip_modules else module_variants(inprocess.pack_module(pack, "motion.fast_path"),
-                                                               motion.model, device)
-    print_table(rows, plain16, plain768, rate)
-    print(check)
-    print_module_variants(module_rows)
+def first_render_child(plan: Plan, smoke: bool, mode: str, models_dir: Path) -> int:
+    """One fresh process: two plain warm-up steps, then ours (fast path `mode`) samples its first render."""
+    pack, _device, _dir, unet_sd, plain, cond = setup(plan, smoke, None, models_dir)
+    del unet_sd
+    fast_path_of = inprocess.pack_module(pack, "motion.inject").fast_path_of
+    (motion,) = inprocess.call_node("AnimateFlow_LoadMotionModule", model_name=fixtures.MOTION_MODULE_FILES["v2"])[:1]
+    ours = apply_ours(plain, motion, mode)
+    sample_steps(plain, plan.frames, plan.size, 2, cond)
+    _, seconds, out = sample_steps(ours, plan.frames, plan.size, plan.steps, cond)
+    print(FIRST_RENDER_TAG + json.dumps({"seconds": seconds, "finite": bool(torch.isfinite(out).all()),
+                                         "fast_path": fast_path_of(ours).summary()}), flush=True)
+    os._exit(0)  # a user's process would compile on after the render; this one has measured what it came for
 
-    if not args.skip_sdxl:
-        run_sdxl(call, models_dir, device)
+
+def run_first_render_child(plan: Plan, smoke: bool, mode: str, models_dir: Path) -> dict | None:
+    command = [sys.executable, str(Path(__file__).resolve()), "--first-render-child", mode, "--models-dir",
+               str(models_dir)] + (["--smoke"] if smoke else [])
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300 if smoke else 150)
+    except subprocess.TimeoutExpired:
+        log.warning("first render in a fresh process (%s) timed out", mode)
+        return None
+    for line in done.stdout.splitlines():
+        if line.startswith(FIRST_RENDER_TAG):
+            result = json.loads(line[len(FIRST_RENDER_TAG):])
+            result["process_wall"] = time.perf_counter() - started
+            log.info("first render in a fresh process, ours %s: %.2f s", mode, result["seconds"])
+            return result
+    log.warning("first render in a fresh process (%s) failed (exit %s): %s", mode, done.returncode,
+                done.stderr[-2000:])
+    return None
+
+
+def module_checks(fast_path_module, motion_model, device) -> list[str]:
+    """bf16, and frame counts that leave part of the attention kernel's 16/32-frame block masked: the fast path on
+    real motion-module layers (compiled, on the device) against the same layer in float32, beside the plain path's
+    error in the same dtype. Pass: finite and at most twice the plain path's error (+1e-3)."""
+    if device.type != "cuda":
+        return ["module checks: skipped (no CUDA)"]
+    lines = ["\nfast path vs float32, single motion modules (16×16 tokens, 2 videos), after compile:",
+             "| channels | dtype | frames | plain path error | fast path error | verdict |", "|---|---|---|---|---|---|"]
+    layers = {m.channels: m for b in motion_model.down_blocks for m in b.motion_modules}
+    cases = [(c, dtype, frames) for dtype, frames in ((torch.float16, 12), (torch.bfloat16, 24)) for c in (320, 1280)]
+    fast = fast_path_module.FastPath("auto")
+    prepared = []
+    gen = torch.Generator(device=device).manual_seed(11)
+    with torch.inference_mode():
+        for channels, dtype, frames in cases:
+            layer = copy.deepcopy(layers[channels]).to(device, dtype)
+            x = torch.randn(2 * frames, channels, 16, 16, generator=gen, device=device).to(dtype)
+            fast.forward(layer, x, frames)  # plain path now; its compile starts
+            prepared.append((channels, dtype, frames, layer, x))
+        fast.wait()
+        for channels, dtype, frames, layer, x in prepared:
+            reference = copy.deepcopy(layer).float()(x.float(), frames) - x.float()
+            plain = layer(x, frames) - x
+            result = fast.forward(layer, x, frames) - x
+            plain_error, fast_error = relative_error(plain, reference), relative_error(result, reference)
+            ok = bool(torch.isfinite(result).all()) and fast_error <= 2 * plain_error + 1e-3
+            lines.append(f"| {channels} | {str(dtype).removeprefix('torch.')} | {frames} | {plain_error:.2e} | "
+                         f"{fast_error:.2e} | {'PASS' if ok else 'FAIL'} |")
+    lines.append(f"fast path shapes: {fast.summary()}")
+    return lines
+
+
+KERNEL_GROUPS = (
+    ("motion attention (ours, Triton)", ("short_attention",)),
+    ("inductor fused kernels (motion norms, GEGLU, permutes, residuals)", ("triton_",)),
+    ("NCHW<->NHWC layout transposes (around cuDNN convs)", ("nchwtonhwc", "nhwctonchw")),
+    ("attention through SDPA (cuDNN / flash / mem-efficient)", ("sdpa", "flash", "fmha", "attention", "efficient")),
+    ("convolutions (cuDNN)", ("fprop", "dgrad", "conv", "implicit")),
+    ("GEMMs (cuBLAS)", ("gemm", "nvjet", "cutlass", "xmma", "s16816", "h16816")),
+    ("GroupNorm / LayerNorm (eager)", ("norm", "moments", "fusedparams")),
+    ("elementwise, copies, reductions (eager)", ("",)),
+)
+
+
+def kernel_profile(model, frames: int, size: int, cond, title: str) -> list[str]:
+    """One sampling step's CUDA kernels by group and the top kernels: where a step's time goes."""
+    if not cuda():
+        return []
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        sample_steps(model, frames, size, 1, cond)
+    kernels = [(e.key, e.self_device_time_total / 1e3, e.count) for e in prof.key_averages()
+               if getattr(e, "device_type", None) == DeviceType.CUDA and e.self_device_time_total > 0]
+    if not kernels:
+        return [f"\n{title}: the profiler recorded no kernels"]
+    total = sum(t for _, t, _ in kernels)
+    grouped: dict[str, float] = {}
+    for name, ms, _ in kernels:
+        group = next(g for g, needles in KERNEL_GROUPS if any(n in name.lower() for n in needles))
+        grouped[group] = grouped.get(group, 0.0) + ms
+    lines = [f"\n{title}: {total:.1f} ms of kernels in one step", "| kernel group | ms | share |", "|---|---|---|"]
+    lines += [f"| {g} | {ms:.1f} | {ms / total:.0%} |" for g, ms in sorted(grouped.items(), key=lambda i: -i[1])]
+    lines += ["top kernels:"] + [f"  {ms:7.2f} ms  {count:5d}×  {name[:110]}"
+                                 for name, ms, count in sorted(kernels, key=lambda k: -k[1])[:12]]
+    return lines
+
+
+def print_table(rows: list[Row], plain_by_size: dict[int, Row]) -> None:
+    lead = {(r.frames, r.size): r for r in rows if r.group == "leading"}
+    print("\n| case | frames | size | s/step | s/window | ÷ leading pack | ÷ plain | peak GiB | first render s | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        base = plain_by_size.get(row.size)
+        leading = lead.get((row.frames, row.size))
+        to_plain = f"{row.s_per_window / base.s_per_step:.2f}×" if base else ""
+        to_lead = f"{row.s_per_window / leading.s_per_window:.2f}×" if leading else ""
+        first = f"{row.first_render:.2f}" if row.first_render is not None else ""
+        windows = f"{row.s_per_window:.4f}" + (f" ({row.windows:g} windows)" if row.windows != 1 else "")
+        print(f"| {row.case} | {row.frames} | {row.size}² | {row.s_per_step:.4f} | {windows} | {to_lead} | "
+              f"{to_plain} | {row.peak_gib:.2f} | {first} | {'; '.join(row.notes)} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--anchor", help="the leading pack: its source archive or unpacked folder "
+                                         f"(default: {ANCHOR} in ../shared/anchors or .device/anchors)")
+    parser.add_argument("--steps", type=int, help="steps at 16 frames (default 20)")
+    parser.add_argument("--long-steps", type=int, help="timed steps for the context-window cases (default 3)")
+    parser.add_argument("--context-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra input for our Context Options node, used only if the node has it "
+                             "(e.g. max_batched_windows=4)")
+    parser.add_argument("--long-frames", help="frame counts of the context-window cases, comma-separated "
+                                              "(default 64,256)")
+    parser.add_argument("--skip-long", action="store_true", help="skip the context-window cases")
+    parser.add_argument("--skip-big", action="store_true", help="skip the 768² cases")
+    parser.add_argument("--skip-fresh-processes", action="store_true",
+                        help="skip the first renders in fresh processes")
+    parser.add_argument("--models-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sdxl", action="store_true", help="also sample a random SDXL UNet with an SDXL module")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on CPU: checks the script, measures nothing")
+    parser.add_argument("--first-render-child", choices=("auto", "off"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[bench] %(message)s")
+    plan = Plan.smoke() if args.smoke else Plan()
+    plan.steps = args.steps or plan.steps
+    plan.long_steps = args.long_steps or plan.long_steps
+    if args.long_frames:
+        plan.long_frames = tuple(int(f) for f in args.long_frames.split(","))
+    if args.first_render_child:
+        return first_render_child(plan, args.smoke, args.first_render_child, args.models_dir)
+    started = time.perf_counter()
+
+    pack, device, models_dir, unet_sd, plain, cond = setup(plan, args.smoke, find_anchor(args.anchor))
+    # Before anything here compiles: on a fresh machine the first of these meets cold caches.
+    fresh = {} if args.skip_fresh_processes else {
+        "fast, cold": run_first_render_child(plan, args.smoke, "auto", models_dir),
+        "eager": run_first_render_child(plan, args.smoke, "off", models_dir)}
+    import comfy.model_management as mm
+    import comfy.sd
+
+    call = inprocess.call_node
+    fast_path_module = inprocess.pack_module(pack, "motion.fast_path")
+    fast_path_of = inprocess.pack_module(pack, "motion.inject").fast_path_of
+    rate = matmul_rate(device)
+    log.info("device %s, torch %s, fp16 matmul %.0f TFLOP/s", torch.cuda.get_device_name() if cuda() else "cpu",
+             torch.__version__, rate)
+    (motion,) = call("AnimateFlow_LoadMotionModule", model_name=fixtures.MOTION_MODULE_FILES["v2"])[:1]
+    bench = Bench(plan, fast_path_of)
+    p = plan
+
+    # The float32 reference first, and then out of memory, so no peak below counts its weights.
+    reference_eval = None
+    if cuda():
+        reference = comfy.sd.load_diffusion_model_state_dict(dict(unet_sd), model_options={"dtype": torch.float32})
+        _, _, reference_eval = sample_steps(apply_ours(reference, motion, "off"), p.frames, p.size, 1, cond)
+        del reference
+        mm.unload_all_models()
+        gc.collect()
+        mm.soft_empty_cache()
+    del unet_sd
+
+    leading, eager, fast = apply_leading(plain), apply_ours(plain, motion, "off"), apply_ours(plain, motion, "auto")
+    firsts = {}
+    for name, model in (("plain", plain), ("fast", fast), ("eager", eager), ("leading", leading)):
+        _, firsts[name], _ = sample_steps(model, p.frames, p.size, p.steps, cond)
+        if name == "fast":
+            fast_status = fast_path_of(fast).summary()
+            waited = time.perf_counter()
+            fast_path_of(fast).wait()
+            compile_left = time.perf_counter() - waited
+        log.info("first render %-8s %.2f s", name, firsts[name])
+
+    plain16 = bench.measure("plain", "plain UNet (16 images)", plain, p.frames, p.size, p.steps, cond)
+    lead16 = bench.measure("leading", "leading pack (ADE Gen1)", leading, p.frames, p.size, p.steps, cond)
+    eager16 = bench.measure("eager", "ours, eager (fast_path off)", eager, p.frames, p.size, p.steps, cond)
+    fast16 = bench.measure("fast", "ours, fast path (default)", fast, p.frames, p.size, p.steps, cond)
+    for row, name in ((plain16, "plain"), (lead16, "leading"), (eager16, "eager"), (fast16, "fast")):
+        row.first_render = firsts[name]
+    plain_tflop = flops_per_step(plain, p.frames, p.size, cond)
+    motion_tflop = flops_per_step(eager, p.frames, p.size, cond) - plain_tflop
+
+    equal = (bench.outputs[(eager16.case, p.frames, p.size)] - bench.outputs[(lead16.case, p.frames, p.size)])
+    lines = [f"\nsame seed, {p.steps} steps, {p.frames} f {p.size}²: max |ours eager − leading pack| = "
+             f"{equal.abs().max().item():.3g} (expect 0)"]
+    if reference_eval is not None:
+        lines.append(f"one UNet evaluation (1 euler step to σ=0) vs the float32 reference (same weights, ours eager "
+                     f"in fp32), relative error:")
+        for name, model in (("leading pack fp16", leading), ("ours eager fp16", eager), ("ours fast fp16", fast)):
+            _, _, out = sample_steps(model, p.frames, p.size, 1, cond)
+            error = relative_error(out, reference_eval)
+            finite = bool(torch.isfinite(out).all())
+            lines.append(f"  {name}: {error:.2e}{'' if finite else ' NON-FINITE'}")
+
+    windowed: tuple = ()
+    if not args.skip_long:
+        ours_options = {"context_length": p.window, "context_stride": 1, "context_overlap": p.overlap,
+                        "closed_loop": False, "schedule": "static", "fuse_method": "pyramid"}
+        known = node_input_defaults("AnimateFlow_ContextOptions")
+        extra = parse_options(args.context_option)
+        ours_options.update({k: v for k, v in extra.items() if k in known})
+        ignored = sorted(set(extra) - set(known))
+        batching = {k: ours_options.get(k, v) for k, v in known.items() if "batch" in k}
+        note = ", ".join(f"{k}={v}" for k, v in batching.items())
+        if ignored:
+            lines.append(f"context options not known to our node (ignored): {ignored}")
+        (ours_ctx,) = call("AnimateFlow_ContextOptions", **ours_options)[:1]
+        (lead_ctx,) = call("ADE_StandardStaticContextOptions", context_length=p.window, context_overlap=p.overlap)[:1]
+        # Our windowed models are clones of the 16-frame ones through Set Context Options, so the fast one shares
+        # their FastPath and its compiled 16-frame shapes (a window is a 16-frame video).
+        label = f"static {p.window}/{p.overlap}"
+        windowed = (("leading", f"leading pack, {label}", apply_leading(plain, context_options=lead_ctx)),
+                    ("eager", f"ours eager, {label}", call("AnimateFlow_SetContextOptions", model=eager,
+                                                           context_options=ours_ctx)[0]),
+                    ("fast", f"ours fast, {label}", call("AnimateFlow_SetContextOptions", model=fast,
+                                                         context_options=ours_ctx)[0]))
+        for frames in p.long_frames:
+            for group, case, model in windowed:
+                windows = windows_per_step(model, frames, p.size, cond, p.window)
+                row = bench.measure(group, case, model, frames, p.size, p.long_steps, cond, windows=windows,
+                                    warmup=1)
+                if group != "leading" and note:
+                    row.notes.append(note)
+            diff = (bench.outputs[(windowed[1][1], frames, p.size)] - bench.outputs[(windowed[0][1], frames, p.size)])
+            lines.append(f"context {frames} f: max |ours eager − leading pack| = {diff.abs().max().item():.3g}")
+
+    if not args.skip_big:
+        plain_big = bench.measure("plain", "plain UNet (16 images)", plain, p.frames, p.big, p.steps, cond)
+        bench.measure("leading", "leading pack (ADE Gen1)", leading, p.frames, p.big, p.steps, cond)
+        bench.measure("eager", "ours, eager (fast_path off)", eager, p.frames, p.big, p.steps, cond)
+        bench.measure("fast", "ours, fast path (default)", fast, p.frames, p.big, p.steps, cond)
+    else:
+        plain_big = None
+
+    profile_lines = kernel_profile(fast, p.frames, p.size, cond, f"ours fast, {p.frames} f {p.size}²")
+    profile_lines += kernel_profile(leading, p.frames, p.size, cond, f"leading pack, {p.frames} f {p.size}²")
+    check_lines = module_checks(fast_path_module, motion.model, device)
+    fast_summary = {"16 f": fast_path_of(fast).summary()}
+
+    del leading, eager, fast, windowed
+    mm.unload_all_models()
+    gc.collect()
+    mm.soft_empty_cache()
+    if not args.skip_fresh_processes:
+        fresh["fast, warm"] = run_first_render_child(plan, args.smoke, "auto", models_dir)
+
+    gpu = torch.cuda.get_device_name() if cuda() else "CPU (smoke)"
+    print(f"\n[bench] {gpu}, torch {torch.__version__}, ComfyUI at {inprocess.comfy_host.comfy_dir()}, "
+          f"fp16 matmul {rate:.0f} TFLOP/s, total {time.perf_counter() - started:.0f} s")
+    print_table(bench.rows, {p.size: plain16, **({p.big: plain_big} if plain_big else {})})
+    for line in lines:
+        print(line)
+    print(f"\nfirst render ({p.frames} f {p.size}², {p.steps} steps, wall s of the sampling call), each in a fresh "
+          f"process after two plain warm-up steps:")
+    eager_fresh = (fresh.get("eager") or {}).get("seconds")
+    for name, result in fresh.items():
+        if result is None:
+            print(f"  ours {name}: FAILED (see the log above)")
+            continue
+        ratio = f" = {result['seconds'] / eager_fresh:.2f}× ours eager" if eager_fresh and name != "eager" else ""
+        print(f"  ours {name}: {result['seconds']:.2f} s{ratio}; fast path shapes when it ended {result['fast_path']}"
+              f"{'' if result['finite'] else ' NON-FINITE'}; the process took {result['process_wall']:.0f} s")
+    print(f"in this process (order-dependent, see the docstring): ours fast {firsts['fast']:.2f}, ours eager "
+          f"{firsts['eager']:.2f}, leading pack {firsts['leading']:.2f}; fast path shapes after its render "
+          f"{fast_status}, its compiles finished {compile_left:.1f} s after it (no sampling running)")
+    print(f"fast path shapes at the end: {fast_summary}")
+    if cuda():
+        floor = motion_tflop / rate
+        target = 0.60 * lead16.s_per_step
+        print(f"\nFLOPs per step: plain UNet {plain_tflop:.1f} TFLOP, motion modules {motion_tflop:.1f} TFLOP "
+              f"(floor {floor * 1e3:.1f} ms at the measured rate). 0.60× the leading pack = {target:.4f} s/step; "
+              f"plain UNet alone {plain16.s_per_step:.4f}; with the motion modules at their FLOP floor: "
+              f"{(plain16.s_per_step + floor) / lead16.s_per_step:.2f}× the leading pack. Motion part of ours fast: "
+              f"{(fast16.s_per_step - plain16.s_per_step) * 1e3:.1f} ms/step, of the leading pack: "
+              f"{(lead16.s_per_step - plain16.s_per_step) * 1e3:.1f} ms/step.")
+    for line in profile_lines + check_lines:
+        print(line)
+    if args.sdxl:
+        run_sdxl(call, models_dir, device, fast_path_of)
     print(f"\n[bench] total {time.perf_counter() - started:.0f} s")
     return 0
 
 
-def fast_path_check(eager, fast, cond, tolerance: float = 1e-2) -> str:
-    """The same 16-frame UNet evaluation with the fast path off and on: one euler step to sigma 0 returns the CFG'd
-    prediction of a single UNet call on identical noise. fp16 rounding differs between the attention kernels."""
-    _, reference = sample_steps(eager, 16, 512, 1, *cond)
-    _, result = sample_steps(fast, 16, 512, 1, *cond)
-    error = ((result - reference).float().norm() / reference.float().norm()).item()
-    finite = bool(torch.isfinite(result).all())
-    verdict = "PASS" if finite and error < tolerance else "FAIL"
-    return (f"\nfast path check (16 f 512², one UNet evaluation, fast vs eager): relative error {error:.2e} "
-            f"(tolerance {tolerance:g}), finite {finite}: {verdict}")
-
-
-def module_variants(fast_path, motion_model, device, frames: int = 16, videos: int = 2,
-                    size: int = 64) -> list[tuple[str, float]]:
-    """The 21 motion modules of one 512² step alone (a copy of the loaded module), per variant, so each idea of the
-    fast path is measured on its own: the layout change, the attention, and compilation."""
-    import copy
-
-    import torch.nn.functional as F
-
-    model = copy.deepcopy(motion_model).to(device, torch.float16)
-    places = []
-    for level, block in enumerate(model.down_blocks):
-        places += [(m, size >> level) for m in block.motion_modules]
-    if model.mid_block is not None:
-        places += [(m, size >> (len(model.down_blocks) - 1)) for m in model.mid_block.motion_modules]
-    for level, block in enumerate(model.up_blocks):
-        places += [(m, size >> (len(model.up_blocks) - 1 - level)) for m in block.motion_modules]
-    gen = torch.Generator(device=device).manual_seed(5)
-    inputs = [torch.randn(videos * frames, m.channels, s, s, generator=gen, device=device, dtype=torch.float16)
-              for m, s in places]
-
-    def sdpa(q, k, v, heads):
-        s_, f_, inner = q.shape
-        q, k, v = (t.view(s_, f_, heads, inner // heads).transpose(1, 2) for t in (q, k, v))
-        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(s_, f_, inner)
-
-    def gathered(m, x):
-        return fast_path.gather_params(m.temporal_transformer, x)
-
-    compiled = fast_path.compiled_math()
-    variants = [
-        ("plain module, eager (ComfyUI attention)", lambda m, x: m(x, frames, 1.0)),
-        ("one layout change, fused qkv, matmul attention, eager",
-         lambda m, x: fast_path.transformer_math(x, frames, 1.0, 8, gathered(m, x))),
-        ("the same, torch.compile, SDPA attention",
-         lambda m, x: compiled(x, frames, 1.0, 8, gathered(m, x), sdpa)),
-        ("the same, torch.compile, matmul attention",
-         lambda m, x: compiled(x, frames, 1.0, 8, gathered(m, x), fast_path.short_attention)),
-        (f"fast path as shipped (attention: {fast_path.attention_kernel().__module__.rsplit('.', 1)[-1]})",
-         lambda m, x: fast_path.forward(m, x, frames, 1.0)),
-    ]
-    results = []
-    with torch.no_grad(), torch._dynamo.config.patch(recompile_limit=fast_path.RECOMPILE_LIMIT):
-        for name, fn in variants:
-            for _ in range(2):
-                for (m, _s), x in zip(places, inputs):
-                    fn(m, x)
-            torch.cuda.synchronize()
-            times = []
-            for _ in range(10):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                for (m, _s), x in zip(places, inputs):
-                    fn(m, x)
-                end.record()
-                torch.cuda.synchronize()
-                times.append(start.elapsed_time(end) / 1000)
-            results.append((name, statistics.median(times)))
-            log.info("modules only: %-48s %.4f s per step", name, results[-1][1])
-    try:
-        from torch.profiler import ProfilerActivity, profile
-
-        with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for (m, _s), x in zip(places, inputs):
-                fast_path.forward(m, x, frames, 1.0)
-            torch.cuda.synchronize()
-        print("\nfast path, 21 modules of one step, kernels by device time:")
-        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=70))
-    except Exception as error:  # the profile is for the notes; the timings above stand without it
-        log.warning("profile failed: %s", error)
-    del model
-    return results
-
-
-def attention_check(fast_path, device) -> str:
-    """The attention the fast path uses against a float64 reference on the shapes of a 16 f 512² step."""
-    lines = [f"\nattention check ({fast_path.attention_kernel().__module__}) vs float64:"]
-    gen = torch.Generator(device=device).manual_seed(9)
-    for sequences, channels in ((8192, 320), (2048, 640), (512, 1280), (128, 1280)):
-        qkv = torch.randn(sequences, 16, 3 * channels, generator=gen, device=device, dtype=torch.float16)
-        q, k, v = qkv.split(channels, dim=-1)
-        out = fast_path.attention_kernel()(q, k, v, 8)
-        d = channels // 8
-        r = [t.double().view(sequences, 16, 8, d).transpose(1, 2) for t in (q, k, v)]
-        ref = (torch.softmax(r[0] @ r[1].transpose(-1, -2) * d ** -0.5, -1) @ r[2]).transpose(1, 2).reshape(
-            sequences, 16, channels)
-        error = ((out.double() - ref).norm() / ref.norm()).item()
-        lines.append(f"  {sequences} sequences × 16 frames × {channels} ch: relative error {error:.1e} "
-                     f"{'PASS' if error < 1e-2 and torch.isfinite(out).all() else 'FAIL'}")
-    return "\n".join(lines)
-
-
-def print_module_variants(rows: list[tuple[str, float]]) -> None:
-    if not rows:
-        return
-    print("\n| motion modules only (21 modules of one 16 f 512² CFG step) | s per step |\n|---|---|")
-    for name, seconds in rows:
-        print(f"| {name} | {seconds:.4f} |")
-
-
-def run_sdxl(call, models_dir: Path, device) -> None:
+def run_sdxl(call, models_dir: Path, device, fast_path_of) -> None:
     """One real SDXL-architecture sampling run with an SDXL-layout module (random weights): it must run and stay finite."""
     import comfy.model_management as mm
     import comfy.sd
@@ -368,24 +635,11 @@ def run_sdxl(call, models_dir: Path, device) -> None:
     animated = call("AnimateFlow_ApplyMotionModule", model=sdxl, motion_module=motion, motion_scale=1.0,
                     beta_schedule="auto")[0]
     cond = (conditioning(77, 2048, device, pooled=1280, seed=1), conditioning(77, 2048, device, pooled=1280, seed=2))
-    row, out = measure("SDXL + mm_sdxl_v10_beta layout", animated, 16, 1024, 6, cond)
+    bench = Bench(Plan(), fast_path_of)
+    row = bench.measure("sdxl", "SDXL + mm_sdxl_v10_beta layout", animated, 16, 1024, 6, cond)
+    out = bench.outputs[(row.case, 16, 1024)]
     print(f"\nSDXL sampling (random weights, 16 f 1024², 6 steps): {row.s_per_step:.3f} s/step, "
           f"peak {row.peak_gib:.2f} GiB, finite output: {bool(torch.isfinite(out).all())}")
-
-
-def print_table(rows: list[Row], plain16: Row, plain768: Row, rate: float) -> None:
-    print(f"\n| case | frames | size | s/step | s/window | × plain (same size, 16 images) | peak GiB | "
-          f"TFLOP/step | floor s/step | notes |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        base = plain768 if row.size == 768 else plain16
-        ratio = row.s_per_window / base.s_per_step
-        floor = f"{row.tflop_per_step / rate:.4f}" if row.tflop_per_step else ""
-        tflop = f"{row.tflop_per_step:.1f}" if row.tflop_per_step else ""
-        print(f"| {row.case} | {row.frames} | {row.size}² | {row.s_per_step:.4f} | {row.s_per_window:.4f} | "
-              f"{ratio:.2f}× | {row.peak_gib:.2f} | {tflop} | {floor} | {'; '.join(row.notes)} |")
-    print(f"\nfp16 matmul rate measured: {rate:.0f} TFLOP/s; torch {torch.__version__}; "
-          f"{torch.cuda.get_device_name()}")
 
 
 if __name__ == "__main__":

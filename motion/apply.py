@@ -25,7 +25,8 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
                         attention_key_scale: float = 1.0, node_id: str | None = None, live_preview: bool = True):
     """A clone of `model` that samples videos with `motion`; `model` itself is left as it was.
 
-    fast_mode "auto" runs the motion modules through `fast_path` where it can (CUDA, fp16/bf16), "off" never.
+    fast_mode "auto" runs the motion modules through `fast_path` where it can (CUDA, fp16/bf16), "off" never; the
+    clone gets its own `FastPath`, so what one model compiles or fails at never changes another's.
     `scale_schedule` (Motion Scale Schedule) multiplies motion_scale per frame, block and region;
     `attention_key_scale` multiplies the temporal attention's keys (the leading pack's "scale").
     `node_id` is the Apply Motion Module node's, where warnings about motion that did not happen are shown.
@@ -54,7 +55,7 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
     patched = model.clone()
     scales = LayerScales(motion_scale, scale_schedule, inject.block_names(points))
     watch = motion_watch.MotionWatch(node_id)
-    inject.inject(patched, motion_patcher, points, scales, fast_mode, watch)
+    inject.inject(patched, motion_patcher, points, scales, fast_path.FastPath(fast_mode), watch)
     motion_watch.attach(patched, watch)
     if scales.never_moves():
         motion_watch.warn(node_id, motion_watch.scale_zero_text())

@@ -107,8 +107,8 @@ def _container(unet, point: InsertionPoint):
     return unet.middle_block if point.block is None else getattr(unet, point.blocks)[point.block]
 
 
-def _motion_layer_handler(scales: Callable, watch, fast_mode: str, layer: VanillaTemporalModule, x, emb, context,
-                          transformer_options, *args):
+def _motion_layer_handler(scales: Callable, watch, fast: fast_path.FastPath, layer: VanillaTemporalModule, x,
+                          emb, context, transformer_options, *args):
     frames = frames_per_video(x.shape[0], transformer_options)
     if watch is not None:
         watch.saw(frames)
@@ -118,8 +118,8 @@ def _motion_layer_handler(scales: Callable, watch, fast_mode: str, layer: Vanill
             f"Connect Context Options with context_length ≤ {layer.pe_length} to the context_options input to sample "
             "longer videos in windows.")
     scale = scales(layer, x, frames, transformer_options)
-    if fast_path.use_fast_path(fast_mode, x, frames):
-        return fast_path.forward(layer, x, frames, scale)
+    if fast.use(x, frames):
+        return fast.forward(layer, x, frames, scale)
     return layer(x, frames, scale)
 
 
@@ -155,14 +155,26 @@ def is_applied(model_patcher) -> bool:
 
 
 def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_scale: float | Callable,
-           fast_mode: str, watch=None) -> None:
+           fast: fast_path.FastPath | None = None, watch=None) -> None:
     """Put the motion module's layers at `points` of the (already cloned) model while it is loaded.
 
     `motion_scale` is a float or a callable (layer, x, frames, transformer_options) → float or tensor (see
-    scale_schedule.LayerScales); `watch`, when given, hears the frame count of every motion module call.
+    scale_schedule.LayerScales); `fast` is this patched model's own fast path (shared by its clones; "auto" when
+    not given); `watch`, when given, hears the frame count of every motion module call.
     """
     scales = motion_scale if callable(motion_scale) else LayerScales(float(motion_scale), None, {})
+    fast = fast if fast is not None else fast_path.FastPath("auto")
     model_patcher.set_additional_models(KEY, [motion_patcher])
     model_patcher.set_injections(KEY, [_injection(points)])
     model_patcher.set_model_forward_timestep_embed_patch(
-        (VanillaTemporalModule, functools.partial(_motion_layer_handler, scales, watch, fast_mode)))
+        (VanillaTemporalModule, functools.partial(_motion_layer_handler, scales, watch, fast)))
+    model_patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY, fast_path.while_sampling)
+
+
+def fast_path_of(model_patcher) -> fast_path.FastPath | None:
+    """The fast path a patched model's motion layers use (for the benchmark and tests), or None if none applied."""
+    patches = model_patcher.model_options.get("transformer_options", {}).get("patches", {})
+    for owner, handler in patches.get("forward_timestep_embed_patch", []):
+        if owner is VanillaTemporalModule and isinstance(handler, functools.partial):
+            return next((a for a in handler.args if isinstance(a, fast_path.FastPath)), None)
+    return None

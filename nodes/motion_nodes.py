@@ -71,10 +71,11 @@ class ApplyMotionModule(io.ComfyNode):
                                        "the model's own; lcm: AnimateLCM's LCM sampling; sdxl: scaled_linear "
                                        "0.00085→0.020."),
                 io.Combo.Input("fast_path", options=list(FAST_PATH_MODES), default="auto", optional=True,
-                               tooltip="auto: on CUDA in fp16/bf16, run the motion modules compiled with torch.compile "
-                                       "and a short-sequence attention (same result, faster; the first run at each "
-                                       "size compiles for a while); elsewhere ComfyUI's attention. off: always "
-                                       "ComfyUI's attention, no compilation."),
+                               tooltip="auto: on CUDA in fp16/bf16, run the motion modules as one compiled graph "
+                                       "with a short-sequence attention (same result within fp16 rounding, faster). "
+                                       "Each new size compiles in the background while nothing samples; until then "
+                                       "that size runs ComfyUI's attention, so no render waits for it. Elsewhere "
+                                       "ComfyUI's attention. off: always ComfyUI's attention, no compilation."),
                 MotionScaleType.Input("motion_scale_schedule", optional=True,
                                       tooltip="From Motion Scale Schedule: motion_scale per frame, per UNet block "
                                               "and per region, multiplied with motion_scale."),

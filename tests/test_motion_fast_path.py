@@ -1,14 +1,19 @@
-"""The CUDA fast path (motion/fast_path.py) on CPU: it is never selected here, and its maths is the plain path's.
+"""The CUDA fast path (motion/fast_path.py) on CPU: it is never selected here, its maths is the plain path's, and
+its per-model bookkeeping (background compile, per-shape fallback, said once) holds.
 
 CI has no GPU, so what can be proven here is that selection falls back to the plain path (ComfyUI's attention) on
-CPU and that the function the fast path compiles computes what model.py computes; the compiled CUDA run is checked
-against the plain path by benchmarks/run.py on the device.
+CPU, that the function the fast path compiles computes what model.py computes, and, with a stand-in compiler and
+CPU allowed, how a FastPath switches, fails and reports per shape; the compiled CUDA run is checked against an fp32
+reference by benchmarks/run.py on the device.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 
+import comfy.patcher_extension
 import pytest
 import torch
 from conftest import pack_module
@@ -32,13 +37,14 @@ def rel(a, b):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_cpu_never_selects_the_fast_path(dtype, caplog):
     x = torch.randn(16, 32, 8, 8, dtype=dtype)
+    auto, off = fast_path.FastPath("auto"), fast_path.FastPath("off")
     with caplog.at_level(logging.INFO, logger=fast_path.__name__):
-        assert not fast_path.use_fast_path("auto", x, 8)
-        assert not fast_path.use_fast_path("auto", x, 8)
-        assert not fast_path.use_fast_path("off", x, 8)
+        assert not auto.use(x, 8)
+        assert not auto.use(x, 8)
+        assert not off.use(x, 8)
     said = [r.getMessage() for r in caplog.records if "plain path" in r.getMessage()]
-    assert len(said) <= 1, "the fallback is said once, not per call"
-    assert "not CUDA" in fast_path.unavailable_reason(x, 8)
+    assert len(said) == 1, "the fallback is said once per model, not per call"
+    assert "not CUDA" in auto.unavailable_reason(x, 8)
 
 
 def test_fast_maths_matches_the_plain_module():
@@ -56,9 +62,188 @@ def test_fast_maths_matches_the_plain_module():
         heads = transformer.transformer_blocks[0].attention_blocks[0].heads
         with torch.no_grad():
             plain = module(x, frames, 0.7)
-            fast = fast_path.transformer_math(x, frames, 0.7, heads, fast_path.gather_params(transformer, x))
+            params = fast_path.gather_params(transformer, x)
+            fast = fast_path.transformer_math(x, frames, 0.7, heads, params)
+            per_frame = fast_path.transformer_math(x, frames, torch.full((2 * frames, 1, 1, 1), 0.7), heads, params)
         assert fast.shape == plain.shape and torch.isfinite(fast).all()
         assert rel(fast - x, plain - x) < 1e-5, module.channels
+        assert rel(per_frame - x, plain - x) < 1e-5, module.channels
+
+
+def test_per_frame_scale_scales_each_frame():
+    """A tensor scale broadcasts over (b·f, C, h, w) as Motion Scale Schedule makes it (the compiled graph takes the
+    scale as a tensor, so a new value never means a new graph)."""
+    module = small_motion().model.down_blocks[0].motion_modules[0]
+    frames = 4
+    x = torch.randn(2 * frames, module.channels, 3, 3, generator=torch.Generator().manual_seed(1))
+    transformer = module.temporal_transformer
+    heads = transformer.transformer_blocks[0].attention_blocks[0].heads
+    scales = torch.tensor([0.0, 0.5, 1.0, 2.0])
+    with torch.no_grad():
+        params = fast_path.gather_params(transformer, x)
+        delta = fast_path.transformer_math(x, frames, 1.0, heads, params) - x
+        scaled = fast_path.transformer_math(x, frames, scales.repeat(2).view(-1, 1, 1, 1), heads, params) - x
+    expected = delta.view(2, frames, -1) * scales.view(1, frames, 1)
+    assert torch.allclose(scaled.view(2, frames, -1), expected, atol=1e-6)
+
+
+def test_a_tensor_scale_reaches_the_compiled_graph_and_matches_the_plain_path():
+    """Per-frame and per-region scales (Motion Scale Schedule) go into the compiled graph as an input; a scale of
+    another shape is another graph, a new value of the same shape is not."""
+    layer = bf16_layer()
+    compiler = StandInCompiler()
+    fast = cpu_fast_path(compiler)
+    frames = 4
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(2 * frames, layer.channels, 3, 4, generator=gen).bfloat16()
+    per_frame = torch.rand(2 * frames, 1, 1, 1, generator=gen).bfloat16()
+    per_region = torch.rand(2 * frames, 1, 3, 4, generator=gen).bfloat16()
+    with torch.no_grad():
+        for scale in (per_frame, per_region):
+            fast.forward(layer, x, frames, scale)
+            assert fast.wait(timeout=60)
+            result = fast.forward(layer, x, frames, scale)
+            plain = layer(x, frames, scale)
+            assert rel((result - x).float(), (plain - x).float()) < 3e-2
+        fast.forward(layer, x, frames, per_frame * 0.5)
+    assert len(compiler.compiled) == 2 and fast.summary() == {"ready": 2, "pending": 0, "failed": 0}
+
+
+class StandInCompiler:
+    """Compiles nothing: returns the traced function itself, counting calls, optionally failing for some shapes or
+    holding every compile until released."""
+
+    def __init__(self, fail_width: int | None = None, hold: bool = False, fail_at_run: bool = False):
+        self.fail_width, self.fail_at_run = fail_width, fail_at_run
+        self.release = threading.Event()
+        if not hold:
+            self.release.set()
+        self.compiled, self.runs = [], 0
+
+    def __call__(self, fn, inputs):
+        self.release.wait(timeout=60)
+        if inputs[0].shape[-1] == self.fail_width:
+            raise RuntimeError("stand-in compile failure")
+        self.compiled.append(tuple(inputs[0].shape))
+
+        def run(*args):
+            self.runs += 1
+            if self.fail_at_run and self.runs > 1:  # the compile's own trial run passes, the first real call fails
+                raise AssertionError("stand-in layout mismatch")
+            return fn(*args)
+
+        return run
+
+
+def cpu_fast_path(compiler) -> object:
+    return fast_path.FastPath("auto", compiler=compiler, device_types=("cpu",))
+
+
+def bf16_layer():
+    return small_motion().model.down_blocks[0].motion_modules[0].to(torch.bfloat16)
+
+
+def test_a_failed_shape_falls_back_alone_and_is_said_once(caplog):
+    layer = bf16_layer()
+    compiler = StandInCompiler(fail_width=5)
+    fast = cpu_fast_path(compiler)
+    gen = torch.Generator().manual_seed(2)
+    bad = torch.randn(8, layer.channels, 3, 5, generator=gen).bfloat16()
+    good = torch.randn(8, layer.channels, 3, 4, generator=gen).bfloat16()
+    with torch.no_grad(), caplog.at_level(logging.INFO, logger=fast_path.__name__):
+        for _ in range(2):
+            assert fast.use(bad, 4) and fast.use(good, 4)
+            fast.forward(layer, bad, 4, 0.8)
+            fast.forward(layer, good, 4, 0.8)
+            assert fast.wait(timeout=60)
+        assert fast.summary() == {"ready": 1, "pending": 0, "failed": 1}
+        assert compiler.compiled == [(8, layer.channels, 3, 4)], "the failed shape is not compiled again"
+        runs = compiler.runs
+        assert torch.equal(fast.forward(layer, bad, 4, 0.8), layer(bad, 4, 0.8)), "the failed shape: plain path"
+        assert compiler.runs == runs
+        fast.forward(layer, good, 4, 0.8)
+        assert compiler.runs == runs + 1, "the other shape keeps its compiled graph"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "(8, 32, 3, 5)" in warnings[0] and "did not compile" in warnings[0], warnings
+
+
+def test_the_plain_path_runs_until_the_shape_is_compiled():
+    layer = bf16_layer()
+    compiler = StandInCompiler(hold=True)
+    fast = cpu_fast_path(compiler)
+    x = torch.randn(8, layer.channels, 3, 4, generator=torch.Generator().manual_seed(4)).bfloat16()
+    with torch.no_grad():
+        plain = layer(x, 4, 1.0)
+        assert torch.equal(fast.forward(layer, x, 4), plain)
+        assert torch.equal(fast.forward(layer, x, 4), plain), "still compiling: still the plain path, no wait"
+        assert fast.summary()["pending"] == 1 and compiler.runs == 0
+        compiler.release.set()
+        assert fast.wait(timeout=60)
+        runs = compiler.runs
+        switched = fast.forward(layer, x, 4)
+    assert compiler.runs == runs + 1
+    assert rel((switched - x).float(), (plain - x).float()) < 3e-2  # bf16 rounding differs between the two maths
+
+
+def test_a_compiled_graph_that_fails_when_called_falls_back_for_its_shape(caplog):
+    layer = bf16_layer()
+    fast = cpu_fast_path(StandInCompiler(fail_at_run=True))
+    x = torch.randn(8, layer.channels, 3, 4, generator=torch.Generator().manual_seed(5)).bfloat16()
+    with torch.no_grad(), caplog.at_level(logging.WARNING, logger=fast_path.__name__):
+        fast.forward(layer, x, 4)
+        assert fast.wait(timeout=60)
+        for _ in range(3):
+            assert torch.equal(fast.forward(layer, x, 4), layer(x, 4, 1.0))
+    assert fast.summary() == {"ready": 0, "pending": 0, "failed": 1}
+    assert len([r for r in caplog.records if "compiled graph failed" in r.getMessage()]) == 1
+
+
+def test_compiles_wait_while_one_of_our_models_samples(monkeypatch):
+    """A compile beside sampling takes the interpreter from the sampling thread (measured: a 3.2 s render took 7.3 s),
+    so the worker pauses while a sampling runs, and for no longer than PAUSE_LIMIT_S of it."""
+    layer = bf16_layer()
+    compiler = StandInCompiler()
+    fast = cpu_fast_path(compiler)
+    x = torch.randn(8, layer.channels, 3, 4, generator=torch.Generator().manual_seed(6)).bfloat16()
+    with torch.no_grad():
+        with fast_path.SAMPLING.sampling():
+            fast.forward(layer, x, 4)
+            assert not fast.wait(timeout=1.0), "the compile must not run while the model samples"
+            assert compiler.compiled == [] and fast.summary()["pending"] == 1
+        assert fast.wait(timeout=60) and compiler.compiled == [(8, layer.channels, 3, 4)]
+
+        monkeypatch.setattr(fast_path, "PAUSE_LIMIT_S", 0.5)
+        other = torch.randn(8, layer.channels, 3, 5, generator=torch.Generator().manual_seed(7)).bfloat16()
+        with fast_path.SAMPLING.sampling():
+            fast.forward(layer, other, 4)
+            assert fast.wait(timeout=60), "a sampling longer than PAUSE_LIMIT_S lets the compile run"
+    assert len(compiler.compiled) == 2
+
+
+def test_the_sampling_wrapper_marks_sampling_and_is_registered():
+    seen = []
+
+    def executor(*args, **kwargs):
+        seen.append(fast_path.SAMPLING._hold_back() > 0)
+        return "sampled"
+
+    assert fast_path.while_sampling(executor, 1, k=2) == "sampled" and seen == [True]
+    assert fast_path.SAMPLING._hold_back() == 0
+    patched = apply.apply_motion_module(small_sd15_model(), small_motion(), beta_schedule="sd")
+    wrappers = patched.wrappers[comfy.patcher_extension.WrappersMP.OUTER_SAMPLE][inject.KEY]
+    assert fast_path.while_sampling in wrappers
+
+
+def test_each_applied_model_has_its_own_fast_path_shared_by_its_clones():
+    base, motion = small_sd15_model(), small_motion()
+    first = apply.apply_motion_module(base, motion, beta_schedule="sd")
+    second = apply.apply_motion_module(base, motion, beta_schedule="sd", fast_mode="off")
+    fast = inject.fast_path_of(first)
+    assert isinstance(fast, fast_path.FastPath) and fast.mode == "auto"
+    assert inject.fast_path_of(second).mode == "off" and inject.fast_path_of(second) is not fast
+    assert inject.fast_path_of(first.clone()) is fast
+    assert copy.deepcopy(fast) is fast
+    assert inject.fast_path_of(base) is None
 
 
 def test_unet_on_cpu_with_fast_path_auto_is_the_plain_path():
