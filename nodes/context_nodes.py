@@ -41,11 +41,13 @@ class ContextOptionsNode(io.ComfyNode):
                 io.Boolean.Input("freenoise", default=False, optional=True,
                                  tooltip="FreeNoise: later windows start from shuffled copies of the first "
                                          "window's noise, so windows agree on content."),
-                io.Int.Input("max_batched_windows", default=0, min=0, max=64, optional=True,
-                             tooltip="Windows run together in one model call. 0 (auto): as many as free memory "
-                                     "allows without raising peak memory more than 3% over one window per call. "
-                                     "A higher number trades memory for speed (never beyond free memory); 1 runs "
-                                     "one window per call."),
+                io.Int.Input("max_batched_windows", default=1, min=0, max=64, optional=True,
+                             tooltip="Windows run together in one model call. 1 (default): one window per call, "
+                                     "the same bits as the leading AnimateDiff pack. 0 (auto): as many as free "
+                                     "memory allows without raising peak memory more than 3% over one window per "
+                                     "call. A higher number trades memory for speed (never beyond free memory). "
+                                     "Batched calls give the same video up to rounding: kernels round a batch "
+                                     "of another size differently."),
             ],
             outputs=[ContextOptionsType.Output(display_name="CONTEXT_OPTIONS")],
         )
@@ -53,7 +55,7 @@ class ContextOptionsNode(io.ComfyNode):
     @classmethod
     def execute(cls, context_length: int, context_stride: int, context_overlap: int, closed_loop: bool,
                 schedule: str, fuse_method: str, freenoise: bool = False,
-                max_batched_windows: int = 0) -> io.NodeOutput:
+                max_batched_windows: int = 1) -> io.NodeOutput:
         return io.NodeOutput(ContextOptions(context_length=context_length, context_stride=context_stride,
                                             context_overlap=context_overlap, closed_loop=closed_loop,
                                             schedule=schedule, fuse_method=fuse_method, freenoise=freenoise,

@@ -25,7 +25,7 @@ class ContextOptions:
     schedule: str = "uniform"
     fuse_method: str = "pyramid"
     freenoise: bool = False
-    max_batched_windows: int = 0
+    max_batched_windows: int = 1
 
     def __post_init__(self) -> None:
         node = "Context Options"

@@ -23,7 +23,7 @@ schedules = pack_module("sampling.context_schedules")
 conds_module = pack_module("sampling.context_conds")
 ContextOptions = pack_module("sampling.context_options").ContextOptions
 loader = pack_module("motion.loader")
-inject = pack_module("motion.inject")
+apply = pack_module("motion.apply")
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_batched_windows_equal_unbatched_through_the_small_unet_and_motion_modul
 
     def model(limit):
         opts = options(context_length=8, context_overlap=2, max_batched_windows=limit)
-        return inject.apply_motion_module(base, motion, beta_schedule="sd", context_options=opts, fast_mode="off")
+        return apply.apply_motion_module(base, motion, beta_schedule="sd", context_options=opts, fast_mode="off")
 
     single = sample(model(1), 20, steps=2)
     batched = sample(model(3), 20, steps=2)
@@ -181,7 +181,7 @@ def test_auto_batching_keeps_the_estimated_peak_within_three_percent(base, monke
     model = base.model
     x = torch.zeros(64, 4, 4, 4)
     conds = [object(), object()]
-    auto = handler_module.AnimateFlowContextHandler(options())
+    auto = handler_module.AnimateFlowContextHandler(options(max_batched_windows=0))
     per_window = model.memory_required([2 * 16, 4, 4, 4])
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     k = auto.windows_per_call(model, x, conds, windows=100)

@@ -104,7 +104,9 @@ def _check_outputs(i: int, entry: dict, files: dict) -> None:
     latent = entry["outputs"]["10"]["latents"][0]
     samples = safetensors.torch.load_file(str(OUTPUT / latent["subfolder"] / latent["filename"]))["latent_tensor"]
     assert samples.shape == (kind["frames"], 4, 8, 8) and torch.isfinite(samples).all(), i
-    previews = entry["outputs"]["9"].get("animateflow", [])
+    items = entry["outputs"]["9"].get("animateflow", [])
+    previews = [item for item in items if item["role"] != "poster"]
+    assert [item["role"] for item in items if item["role"] == "poster"] == ["poster"], (i, items)
     written = sorted((OUTPUT / PREFIX).glob(f"p{i:02}_*"))
     suffixes = {p.suffix for p in written}
     wanted = {".gif": "save_gif", ".mp4": "save_mp4", ".webm": "save_webm", ".png": "save_png", ".txt": "save_txt"}
