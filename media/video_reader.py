@@ -145,8 +145,19 @@ def _output_size(width: int, height: int, options: VideoOptions) -> tuple[int, i
 # AVColorSpace (what a file is tagged with) → swscale's matrix names.
 _MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 _AVCOL_RANGE_MPEG, _AVCOL_RANGE_JPEG = 1, 2
-# Bicubic chroma with full-precision rounding: a flat colour comes back within one code of what was encoded.
-_TO_RGB = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+def _to_rgb_interpolation():
+    """Bicubic chroma with full-precision rounding: a flat colour comes back within one code of what was encoded.
+    Older PyAV (16.1 has only the scalers in its Interpolation type; requirements allow 14.2 on) gets bicubic alone
+    rather than an import error."""
+    flags = [getattr(Interpolation, name, None) for name in ("ACCURATE_RND", "FULL_CHR_H_INT")]
+    if None in flags:
+        return Interpolation.BICUBIC
+    return Interpolation.BICUBIC | flags[0] | flags[1]
+
+
+_TO_RGB = _to_rgb_interpolation()
 
 
 def source_colour(frame: av.VideoFrame) -> tuple[str, int] | None:
