@@ -49,12 +49,25 @@ def sinusoidal_encoding(length: int, channels: int) -> torch.Tensor:
     return pe.float()
 
 
+# Sequences per attention call from which calls are split. ComfyUI splits PyTorch attention above 2**15 sequences on
+# NVIDIA (kernels misbehave on huge batches); a temporal layer has one sequence per pixel per video, and context
+# windows batched into one call reach exactly 2**15 at 512² (4 windows, cond + uncond), where an H100 run gave frames
+# far off the unbatched ones. Below this no call is split, so nothing a single window reaches changes.
+SPLIT_FROM = 2**15
+SPLIT_SIZE = 2**14
+
+
 def temporal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
     """Attention over frames, (sequences, frames, heads·dim) in and out, through ComfyUI's selected backend.
 
-    Looked up at call time: ComfyUI picks `optimized_attention` after its command line is parsed.
+    Looked up at call time: ComfyUI picks `optimized_attention` after its command line is parsed. Each sequence
+    attends only within itself, so splitting the batch changes no result.
     """
-    return comfy_attention.optimized_attention(q, k, v, heads)
+    attention = comfy_attention.optimized_attention
+    if q.shape[0] < SPLIT_FROM:
+        return attention(q, k, v, heads)
+    return torch.cat([attention(q[i:i + SPLIT_SIZE], k[i:i + SPLIT_SIZE], v[i:i + SPLIT_SIZE], heads)
+                      for i in range(0, q.shape[0], SPLIT_SIZE)])
 
 
 class PositionalEncoding(nn.Module):

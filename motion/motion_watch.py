@@ -48,12 +48,23 @@ def scale_zero_text() -> str:
 
 
 class MotionWatch:
-    """What the motion module of one Apply Motion Module clone saw during a sampling run."""
+    """What the motion module of one Apply Motion Module clone saw during a sampling run.
+
+    One object for the model and all its later clones: ComfyUI deep-copies a clone's wrappers (so this object, bound
+    to the OUTER_SAMPLE wrapper) but not its transformer patches (where the layer handler holds it), and a copy
+    would count nothing and warn on every clone, e.g. after Set Context Options or a LoRA loader.
+    """
 
     def __init__(self, node_id: str | None):
         self.node_id = node_id
         self.calls = 0
         self.max_frames = 0
+
+    def __copy__(self) -> MotionWatch:
+        return self
+
+    def __deepcopy__(self, memo) -> MotionWatch:
+        return self
 
     def saw(self, frames: int) -> None:
         self.calls += 1

@@ -6,6 +6,7 @@ milliseconds; the full-size checkpoint runs through KSampler in test_motion_host
 
 from __future__ import annotations
 
+import comfy.ldm.modules.attention
 import comfy.ldm.modules.diffusionmodules.openaimodel as openaimodel
 import comfy.model_management
 import comfy.ops
@@ -256,3 +257,23 @@ def test_motion_lora_patches_the_clone_only_and_strength_zero_is_a_no_op(base):
     again = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
     assert rel(patched, plain) > 1e-4
     assert torch.equal(again, plain)
+
+
+def test_huge_attention_batches_are_split_without_changing_the_result(monkeypatch):
+    """Batched context windows give a temporal layer 2**15 sequences at 512²; split calls must equal one call."""
+    gen = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(37, 16, 64, generator=gen) for _ in range(3))
+    whole = model_classes.temporal_attention(q, k, v, heads=8)
+    calls = []
+    original = comfy.ldm.modules.attention.optimized_attention
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model_classes, "SPLIT_FROM", 8)
+    monkeypatch.setattr(model_classes, "SPLIT_SIZE", 5)
+    monkeypatch.setattr(comfy.ldm.modules.attention, "optimized_attention", counting)
+    split = model_classes.temporal_attention(q, k, v, heads=8)
+    assert calls == [5] * 7 + [2]
+    assert torch.equal(split, whole)

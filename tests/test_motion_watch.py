@@ -10,7 +10,7 @@ import struct
 
 import pytest
 import torch
-from conftest import pack_module
+from conftest import call_node, pack_module
 from motion_helpers import layout_state_dict, small_sd15_model
 from sampling_helpers import ksampler
 
@@ -74,6 +74,18 @@ def test_one_frame_per_video_warns_once_per_run(tiny, caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         ksampler(model, 3, steps=2)
+    assert _warnings(caplog) == []
+
+
+def test_clones_of_the_patched_model_do_not_warn(tiny, caplog):
+    """ComfyUI deep-copies a clone's wrappers; a copied watch heard no calls and warned on every windowed render."""
+    model = apply.apply_motion_module(tiny, _motion(), beta_schedule="sd", node_id="7")
+    windowed = call_node("AnimateFlow_SetContextOptions", model=model, context_options=call_node(
+        "AnimateFlow_ContextOptions", context_length=4, context_stride=1, context_overlap=1, closed_loop=False,
+        schedule="uniform", fuse_method="pyramid")[0])[0]
+    with caplog.at_level(logging.WARNING):
+        ksampler(model.clone(), 3, steps=1)
+        ksampler(windowed, 6, steps=1)
     assert _warnings(caplog) == []
 
 
