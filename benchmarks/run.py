@@ -515,8 +515,11 @@ def main() -> int:
     motion_tflop = flops_per_step(eager, p.frames, p.size, cond) - plain_tflop
 
     equal = (bench.outputs[(eager16.case, p.frames, p.size)] - bench.outputs[(lead16.case, p.frames, p.size)])
+    rounding = relative_error(bench.outputs[(fast16.case, p.frames, p.size)],
+                              bench.outputs[(eager16.case, p.frames, p.size)])
     lines = [f"\nsame seed, {p.steps} steps, {p.frames} f {p.size}²: max |ours eager − leading pack| = "
-             f"{equal.abs().max().item():.3g} (expect 0)"]
+             f"{equal.abs().max().item():.3g} (expect 0); ours fast vs ours eager (rounding only): relative "
+             f"{rounding:.2e}"]
     if reference_eval is not None:
         lines.append(f"one UNet evaluation (1 euler step to σ=0) vs the float32 reference (same weights, ours eager "
                      f"in fp32), relative error:")
@@ -555,8 +558,11 @@ def main() -> int:
                                     warmup=1)
                 if group != "leading" and note:
                     row.notes.append(note)
-            diff = (bench.outputs[(windowed[1][1], frames, p.size)] - bench.outputs[(windowed[0][1], frames, p.size)])
-            lines.append(f"context {frames} f: max |ours eager − leading pack| = {diff.abs().max().item():.3g}")
+            lead_out = bench.outputs[(windowed[0][1], frames, p.size)]
+            eager_out = bench.outputs[(windowed[1][1], frames, p.size)]
+            lines.append(f"context {frames} f: max |ours eager − leading pack| = "
+                         f"{(eager_out - lead_out).abs().max().item():.3g}, relative "
+                         f"{relative_error(eager_out, lead_out):.2e}{' (' + note + ')' if note else ''}")
 
     if not args.skip_big:
         plain_big = bench.measure("plain", "plain UNet (16 images)", plain, p.frames, p.big, p.steps, cond)
