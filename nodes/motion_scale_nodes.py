@@ -48,8 +48,11 @@ class MotionScaleScheduleNode(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, down=None, mid=None, up=None) -> bool | str:
-        return validate_floats(cls, down=down, mid=mid, up=up)
+    def validate_inputs(cls, down=None, mid=None, up=None, frame_scales=None) -> bool | str:
+        # frame_scales normally comes over a link (a list or batch, checked in execute); a prompt may also give one
+        # number for all frames, which is checked here like a widget.
+        single = frame_scales if isinstance(frame_scales, (int, float)) else None
+        return validate_floats(cls, down=down, mid=mid, up=up, frame_scales=single)
 
     @classmethod
     def execute(cls, schedule: str, interpolation: str, down: float, mid: float, up: float, frame_scales=None,

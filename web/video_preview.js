@@ -63,7 +63,10 @@ function ensureContainer(node) {
   });
   const media = document.createElement("div");
   media.className = "animateflow-media";
-  Object.assign(media.style, { flex: "1 1 auto", minHeight: "0", width: "100%" });
+  // The element fills this box and never grows it: a video's own size would otherwise push it over the info text.
+  Object.assign(media.style, {
+    flex: "1 1 auto", minHeight: "0", width: "100%", position: "relative", overflow: "hidden",
+  });
   const info = document.createElement("div");
   info.className = "animateflow-info";
   Object.assign(info.style, {
@@ -86,7 +89,9 @@ function ensureContainer(node) {
 
 function createElement(item, poster) {
   const element = document.createElement(isVideo(item) ? "video" : "img");
-  Object.assign(element.style, { width: "100%", height: "100%", objectFit: "contain" });
+  Object.assign(element.style, {
+    position: "absolute", inset: "0", width: "100%", height: "100%", objectFit: "contain",
+  });
   if (isVideo(item)) {
     // The editor's own video preview options, plus muted autoplay so it plays like a GIF.
     Object.assign(element, { playsInline: true, controls: true, loop: true, muted: true, autoplay: true });
