@@ -259,6 +259,14 @@ def _compile_executor() -> concurrent.futures.ThreadPoolExecutor:
         return _executor
 
 
+class _ModelMoved(Exception):
+    """The weights left the device between a shape's request and its compile."""
+
+
+def _moved(tensors: list[torch.Tensor], x: torch.Tensor) -> bool:
+    return any(t.device != x.device for t in tensors)
+
+
 def _tensor_signature(t: torch.Tensor) -> tuple:
     return tuple(t.shape), t.stride(), t.dtype, t.device
 
@@ -397,6 +405,8 @@ class FastPath:
         tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
         slots = [isinstance(leaf, torch.Tensor) for leaf in leaves]
         try:
+            if _moved(tensors, x):
+                raise _ModelMoved
             device_scope = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
             grad_mode = torch.inference_mode() if inference else torch.no_grad()
             with device_scope, grad_mode:
@@ -411,6 +421,8 @@ class FastPath:
                 x.normal_()
                 scale.fill_(1.0)
                 compiled = self._compiler(flat_math, [x, scale, *tensors])
+                if _moved(tensors, x):
+                    raise _ModelMoved
                 if x.device.type != "cuda" or torch.cuda.mem_get_info(x.device)[0] > _TRIAL_RUN_MEMORY * x.nbytes:
                     compiled(x, scale, *tensors)
                     if x.device.type == "cuda":
@@ -419,7 +431,13 @@ class FastPath:
                 self._ready[key] = compiled
                 self._waiting.discard(shape)
         except Exception as error:  # no Triton, no C compiler, an inductor bug: this shape stays on the plain path
-            self._fail(key, shape, x, frames, error, "it did not compile")
+            if isinstance(error, _ModelMoved) or _moved(tensors, x):
+                # ComfyUI moved the model off the device while this shape waited (it offloads models between
+                # prompts): not the shape's fault. The next call that finds the model back asks again.
+                with self._lock:
+                    self._waiting.discard(shape)
+            else:
+                self._fail(key, shape, x, frames, error, "it did not compile")
         finally:
             with self._lock:
                 self._pending.pop(key, None)

@@ -262,3 +262,25 @@ def test_unet_on_cpu_with_fast_path_auto_is_the_plain_path():
 def test_unknown_fast_mode_names_the_input():
     with pytest.raises(errors.MotionApplyError, match="fast_path"):
         apply.apply_motion_module(small_sd15_model(), small_motion(), fast_mode="fast")
+
+
+def test_a_model_moved_off_the_device_before_its_compile_is_asked_again_not_failed(caplog, monkeypatch):
+    """ComfyUI offloads a model between prompts; a compile that then finds the weights elsewhere (an H100 run:
+    "found two different devices cuda:0, cpu") must not mark the shape failed for the rest of the session."""
+    x = torch.zeros(2, 3)
+    assert fast_path._moved([torch.zeros(1, device="meta")], x) and not fast_path._moved([torch.zeros(1)], x)
+    layer = bf16_layer()
+    compiler = StandInCompiler()
+    fast = cpu_fast_path(compiler)
+    x = torch.randn(8, layer.channels, 3, 4, generator=torch.Generator().manual_seed(6)).bfloat16()
+    away = [True]  # the first compile finds the weights moved (a CPU-only machine cannot move them for real)
+    real = fast_path._moved
+    monkeypatch.setattr(fast_path, "_moved", lambda tensors, x_: away.pop() if away else real(tensors, x_))
+    with torch.no_grad(), caplog.at_level(logging.WARNING, logger=fast_path.__name__):
+        fast.forward(layer, x, 4)
+        assert fast.wait(timeout=60)
+        assert fast.summary() == {"ready": 0, "pending": 0, "failed": 0} and compiler.compiled == []
+        fast.forward(layer, x, 4)  # the weights are back: asked again, and compiled
+        assert fast.wait(timeout=60)
+        assert fast.summary() == {"ready": 1, "pending": 0, "failed": 0}
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
