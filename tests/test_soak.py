@@ -132,7 +132,8 @@ def _check_outputs(i: int, entry: dict, files: dict) -> None:
 def _leftovers() -> list[Path]:
     found = [p for p in OUTPUT.rglob("*") if p.is_file() and (p.name.startswith(".") or p.suffix == ".partial")]
     if TEMP.exists():
-        found += [p for p in TEMP.rglob("*") if p.is_file()]
+        # Poster frames are meant to stay in temp/ (the preview shows them; ComfyUI empties temp/ at start-up).
+        found += [p for p in TEMP.rglob("*") if p.is_file() and not (p.suffix == ".png" and "_poster_" in p.name)]
     return found
 
 
