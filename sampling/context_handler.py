@@ -10,10 +10,11 @@ change in its internals (0.8.0 changed its window constructor) cannot break us. 
 pinned one test each in tests/test_host_internals_context.py.
 
 Per model evaluation: the step's windows (context_schedules.py, every frame covered), grouped into calls of several
-windows when memory allows (`windows_per_call`); each call gets its frames of the latent, timestep and per-frame
-conditioning (context_conds.py) and publishes its frame indices in transformer_options (published_keys.py), where
-the motion module reads where one window ends and the next begins. Predictions are fused per frame
-(context_fuse.py); a non-finite result stops the run with the settings that produced it.
+windows where Context Options allows it (`windows_per_call`; one per call by default, which gives the leading pack's
+bits); each call gets its frames of the latent, timestep and per-frame conditioning (context_conds.py) and publishes
+its frame indices in transformer_options (published_keys.py), where the motion module reads where one window ends
+and the next begins. Predictions are fused per frame (context_fuse.py); a non-finite result stops the run with the
+settings that produced it.
 """
 
 from __future__ import annotations
