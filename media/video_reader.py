@@ -279,14 +279,19 @@ def _check(options: VideoOptions) -> None:
         raise ValueError("select_every_nth must be at least 1; skip_first_frames and frame_load_cap at least 0")
 
 
-def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedVideo:
-    """Decode a video file into an IMAGE batch with its fps and audio (None when it has no audio stream)."""
-    path = Path(path)
-    options = options or VideoOptions()
+def _planned(path: Path, options: VideoOptions) -> tuple[list[float], _Plan, int, int]:
+    """Frame times, which frames to take, and the output size: what a whole read and a chunked read share."""
     _check(options)
     times, fps, src_width, src_height = _frame_times(path)
     plan = _plan(times, fps, options)
     width, height = _output_size(src_width, src_height, options)
+    return times, plan, width, height
+
+
+def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedVideo:
+    """Decode a video file into an IMAGE batch with its fps and audio (None when it has no audio stream)."""
+    path = Path(path)
+    times, plan, width, height = _planned(path, options or VideoOptions())
     check_decode_size(len(plan.sources), width, height)
     out = torch.empty((len(plan.sources), height, width, 3), dtype=torch.float32)
     filled = _decode_into(path, plan, out)
@@ -342,9 +347,5 @@ class VideoStream:
 def open_stream(path: Path | str, options: VideoOptions | None = None) -> VideoStream:
     """Plan a chunked read of `path` (demuxes to learn frame times; decodes nothing yet)."""
     path = Path(path)
-    options = options or VideoOptions()
-    _check(options)
-    times, fps, src_width, src_height = _frame_times(path)
-    plan = _plan(times, fps, options)
-    width, height = _output_size(src_width, src_height, options)
+    times, plan, width, height = _planned(path, options or VideoOptions())
     return VideoStream(path, width, height, plan.fps, len(plan.sources), plan, times[0])
