@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_browser_preview import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, close_dialogs, require_browser,
-                                  skip_first_visit_templates)
+from test_browser_preview import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, close_dialogs, open_editor, require_browser
 
 from scripts import workflows
 
@@ -42,20 +41,11 @@ def test_live_preview_animates_during_a_run(server, sd15_file, motion_module_fil
 
     ui = workflows.api_to_ui(_graph(sd15_file, motion_module_file("v3")), server.object_info())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
     with sync_playwright() as pw:
         executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
         browser = pw.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            skip_first_visit_templates(server)
-            page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
-            page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph"
-                                   " && LiteGraph.registered_node_types['AnimateFlow_ApplyMotionModule']",
-                                   timeout=120_000)
-            page.wait_for_timeout(1000)
-            close_dialogs(page)
+            page = open_editor(browser, server)
             page.evaluate("async (wf) => { await app.loadGraphData(wf); await app.queuePrompt(0, 1); }", ui)
 
             page.wait_for_selector(f"{PANEL}[data-step]", state="visible", timeout=600_000)
@@ -80,6 +70,7 @@ def test_live_preview_animates_during_a_run(server, sd15_file, motion_module_fil
             assert varied[0] == 256 and varied[1] == 256 and varied[2] > 0, varied
             close_dialogs(page)
             page.screenshot(path=str(ARTIFACTS / "live_preview.png"))
+            errors = page.errors
         finally:
             browser.close()
     assert not errors, errors

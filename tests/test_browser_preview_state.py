@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_browser_preview import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, NODE, close_dialogs, require_browser,
-                                  skip_first_visit_templates, widget_values)
+from test_browser_preview import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, NODE, close_dialogs, open_editor,
+                                  require_browser, widget_values)
 
 pytestmark = [pytest.mark.host, pytest.mark.browser]
 
@@ -56,20 +56,13 @@ def page(server):
     require_browser()
     from playwright.sync_api import sync_playwright
 
-    errors: list[str] = []
     with sync_playwright() as pw:
         executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
         browser = pw.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            skip_first_visit_templates(server)
-            page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
-            page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph"
-                                   f" && LiteGraph.registered_node_types['{NODE}']", timeout=120_000)
-            page.wait_for_timeout(1000)
-            close_dialogs(page)
+            page = open_editor(browser, server)
             yield page
+            errors = page.errors
         finally:
             browser.close()
     assert not errors, errors
