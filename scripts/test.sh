@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up every host (idempotent) and runs the tests inside each real ComfyUI: the whole suite on the first host
-# of ANIMATEFLOW_HOSTS (default "0.3.75,0.8.0"), the host tier (`-m host`) on each further one. Extra arguments go
+# of ANIMATEFLOW_HOSTS (default "0.33.0,0.3.75"), the host tier (`-m host`) on each further one. Extra arguments go
 # to pytest on every host, e.g. `bash scripts/test.sh tests/test_foundation.py -x` or `bash scripts/test.sh -m
-# "not host"` (the fast tier). ANIMATEFLOW_HOSTS=0.8.0 runs the whole suite on that host alone; COMFYUI_DIR=<tree>
+# "not host"` (the fast tier). ANIMATEFLOW_HOSTS=0.3.75 runs the whole suite on that host alone; COMFYUI_DIR=<tree>
 # on your own ComfyUI. Hosts share the generated models (.work/test-models); each has its own test base folder.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
