@@ -83,7 +83,7 @@ def main() -> int:
             self.sizes.append(len(data["image"]))
 
     sink = Sink()
-    live_preview._server = lambda: sink
+    inprocess.pack_module(pack, "host.server").prompt_server = lambda: sink
     fast = apply("auto")
     previewed = call("AnimateFlow_ApplyMotionModule", model=plain, motion_module=motion, motion_scale=1.0,
                      beta_schedule="auto", fast_path="auto", live_preview=True)[0]

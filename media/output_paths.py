@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import folder_paths
+from ..host import folders
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,11 @@ def reserve_slot(prefix: str, width: int, height: int, output_dir: str | None = 
                  node: str = "Video Combine") -> OutputSlot:
     """Next free counter for the prefix, numbered like ComfyUI's SaveImage so both sort together."""
     check_prefix(prefix, node)
-    output_dir = output_dir or folder_paths.get_output_directory()
+    output_dir = output_dir or folders.output_dir()
     check_prefix_length(prefix, output_dir, node)
     check_folder_inside(prefix, output_dir, node)
     try:
-        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
+        folder, name, counter, subfolder, _ = folders.save_path(prefix, output_dir, width, height)
     except OSError as err:  # a file where a subfolder should be, a folder we may not list or create
         raise UnwritablePrefixError(f"{node}: filename_prefix {prefix!r} cannot be written in the output folder "
                                     f"({err.strerror}: {err.filename}); choose another prefix or fix the folder's "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import folder_paths
+from ..host import folders
 
 ALLOW_ENV = "ANIMATEFLOW_ALLOW_PATHS"
 
@@ -22,7 +22,7 @@ class PathNotAllowedError(PermissionError):
 
 def allowed_roots() -> list[Path]:
     """The input folder, then each root the operator allowed, all resolved."""
-    roots = [Path(folder_paths.get_input_directory())]
+    roots = [Path(folders.input_dir())]
     extra = os.environ.get(ALLOW_ENV, "")
     roots += [Path(p).expanduser() for p in extra.split(os.pathsep) if p.strip()]
     return [root.resolve() for root in roots]

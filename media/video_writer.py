@@ -19,9 +19,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import folder_paths
 import torch
 
+from ..host import folders
 from . import ffmpeg_writer, frames, gif_writer, image_files, webp_writer
 from .output_paths import OutputSlot, atomic_file, reserve_slot
 from .video_formats import EXTRA_FORMATS, FORMATS, PRESETS, Format, Layout
@@ -158,7 +158,7 @@ def combine(images: torch.Tensor, prefix: str, options: CombineOptions, *, promp
     alpha = frames.alpha_of(images, mask, node)
     folder_type = "temp" if options.preview_only else "output"
     if options.preview_only:
-        output_dir = folder_paths.get_temp_directory()
+        output_dir = folders.temp_dir()
     slot = reserve_slot(prefix, width, height, output_dir, node)
     order = frames.frame_order(images.shape[0], options.reverse, options.remove_head, options.remove_tail)
     metadata = dict(extra_pnginfo or {})
@@ -264,7 +264,7 @@ def _layout_notes(formats: list[Format], options: CombineOptions, has_alpha: boo
 
 def _write_poster(images, alpha, order, slot: OutputSlot, check_interrupt) -> SavedFile:
     """The first output frame as a PNG in the temp folder: the preview's fallback when no video plays."""
-    temp_dir = folder_paths.get_temp_directory()
+    temp_dir = folders.temp_dir()
     os.makedirs(temp_dir, exist_ok=True)
     name = f"{slot.name}_{slot.counter:05}_poster_{uuid.uuid4().hex[:8]}.png"
     path = os.path.join(temp_dir, name)

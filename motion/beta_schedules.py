@@ -6,8 +6,7 @@ sampling with the wrong one gives the washed-out "grey" look, so `auto` picks wh
 
 from __future__ import annotations
 
-import comfy.model_sampling
-
+from ..host import sampling as host_sampling
 from .errors import MotionApplyError
 
 NODE = "Apply Motion Module"
@@ -32,19 +31,12 @@ def model_sampling(model, schedule: str):
     current = model.get_model_object("model_sampling")
     config = model.model.model_config
     if schedule == "lcm":
-        import comfy_extras.nodes_model_advanced as advanced
-
-        class ModelSamplingLCM(advanced.ModelSamplingDiscreteDistilled, advanced.LCM):
-            pass
-
-        return ModelSamplingLCM(config)
-    if not isinstance(current, comfy.model_sampling.ModelSamplingDiscrete):
+        return host_sampling.lcm_sampling(config)
+    if not host_sampling.is_discrete(current):
         raise MotionApplyError(f"{NODE}: beta_schedule {schedule!r} needs a model with a discrete (DDPM) schedule; "
                                "set beta_schedule to 'sd' to keep this model's own.")
     name, start, end = _BETAS[schedule]
-    sampling = type(current)(config)
-    sampling._register_schedule(beta_schedule=name, linear_start=start, linear_end=end)
-    return sampling
+    return host_sampling.with_betas(current, config, name, start, end)
 
 
 def apply(model_patcher, schedule: str) -> None:

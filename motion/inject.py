@@ -13,12 +13,11 @@ import functools
 from dataclasses import dataclass
 from typing import Callable
 
-import comfy.patcher_extension
 import torch
-from comfy.ldm.modules.attention import SpatialTransformer
-from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock, Upsample
 
-from ..sampling.published_keys import FRAMES_PER_VIDEO
+from ..host import wrappers
+from ..host import transformer_options as keys
+from ..host.models import Downsample, ResBlock, SpatialTransformer, Upsample
 from . import fast_path
 from .errors import MotionApplyError
 from .model import MotionModel, VanillaTemporalModule
@@ -51,10 +50,10 @@ def _insert_index(container, anchor: str) -> int:
 def frames_per_video(batch: int, transformer_options: dict) -> int:
     """Each entry of `cond_or_uncond` is one video of the batch, so attention never crosses cond/uncond or videos;
     a call of several context windows says its window length, so attention never crosses windows either."""
-    window = transformer_options.get(FRAMES_PER_VIDEO)
+    window = transformer_options.get(keys.FRAMES_PER_VIDEO)
     if window and batch % window == 0:
         return window
-    videos = len(transformer_options.get("cond_or_uncond") or [0])
+    videos = len(transformer_options.get(keys.COND_OR_UNCOND) or [0])
     if batch % videos:
         raise MotionApplyError(f"{NODE}: a batch of {batch} latents cannot be split into {videos} videos of equal "
                                "length; use one latent batch (one frame per latent) per sampler.")
@@ -131,7 +130,7 @@ def block_names(points: list[InsertionPoint]) -> dict[int, str]:
     return {id(point.module): _BLOCK_NAMES[point.blocks] for point in points}
 
 
-def _injection(points: list[InsertionPoint]) -> comfy.patcher_extension.PatcherInjection:
+def _injection(points: list[InsertionPoint]):
     def inject(patcher):
         unet = patcher.model.diffusion_model
         for point in points:
@@ -147,7 +146,7 @@ def _injection(points: list[InsertionPoint]) -> comfy.patcher_extension.PatcherI
                     del container[j]
                     break
 
-    return comfy.patcher_extension.PatcherInjection(inject=inject, eject=eject)
+    return wrappers.injection(inject, eject)
 
 
 def is_applied(model_patcher) -> bool:
@@ -168,13 +167,13 @@ def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_s
     model_patcher.set_injections(KEY, [_injection(points)])
     model_patcher.set_model_forward_timestep_embed_patch(
         (VanillaTemporalModule, functools.partial(_motion_layer_handler, scales, watch, fast)))
-    model_patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY, fast_path.while_sampling)
+    wrappers.add(model_patcher, wrappers.OUTER_SAMPLE, KEY, fast_path.while_sampling)
 
 
 def fast_path_of(model_patcher) -> fast_path.FastPath | None:
     """The fast path a patched model's motion layers use (for the benchmark and tests), or None if none applied."""
-    patches = model_patcher.model_options.get("transformer_options", {}).get("patches", {})
-    for owner, handler in patches.get("forward_timestep_embed_patch", []):
+    patches = model_patcher.model_options.get(keys.TRANSFORMER_OPTIONS, {}).get(keys.PATCHES, {})
+    for owner, handler in patches.get(keys.FORWARD_TIMESTEP_EMBED_PATCH, []):
         if owner is VanillaTemporalModule and isinstance(handler, functools.partial):
             return next((a for a in handler.args if isinstance(a, fast_path.FastPath)), None)
     return None

@@ -13,12 +13,10 @@ import os
 import pickle
 from dataclasses import dataclass
 
-import comfy.model_management
-import comfy.model_patcher
-import folder_paths
 import safetensors.torch
 import torch
 
+from ..host import folders, models
 from .formats import MotionFormat, MotionFormatError, canonical_state_dict
 from .model import MotionModel
 
@@ -40,7 +38,7 @@ class UnsafeCheckpointError(MotionFormatError):
 class MotionModule:
     """The MOTION_MODULE value: the module in its ModelPatcher, what it is, and where it came from."""
 
-    patcher: comfy.model_patcher.ModelPatcher
+    patcher: models.ModelPatcher
     format: MotionFormat
     name: str
 
@@ -52,10 +50,8 @@ class MotionModule:
 def register_model_folders(pack_dir: str) -> None:
     """Add our folders beside ComfyUI's (and the pack-local models/), as AnimateDiff-Evolved names them."""
     for folder in (MODELS_FOLDER, LORA_FOLDER):
-        folder_paths.add_model_folder_path(folder, os.path.join(folder_paths.models_dir, folder))
-        folder_paths.add_model_folder_path(folder, os.path.join(pack_dir, "models", folder))
-        paths, extensions = folder_paths.folder_names_and_paths[folder]
-        folder_paths.folder_names_and_paths[folder] = (paths, set(extensions) | set(SUFFIXES))
+        folders.add_model_folder(folder, [os.path.join(folders.models_dir(), folder),
+                                          os.path.join(pack_dir, "models", folder)], SUFFIXES)
 
 
 def read_state_dict(path: str, node: str) -> dict[str, torch.Tensor]:
@@ -98,11 +94,6 @@ def read_state_dict(path: str, node: str) -> dict[str, torch.Tensor]:
     return out
 
 
-def _module_dtype() -> torch.dtype:
-    """Store the module in the dtype ComfyUI would pick for a UNet on this device; ops cast at run time."""
-    return comfy.model_management.unet_dtype(supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
-
-
 def read_metadata(path: str) -> dict[str, str]:
     """A .safetensors file's metadata (empty for other files and files without any)."""
     if not path.lower().endswith(".safetensors"):
@@ -118,7 +109,7 @@ def build_motion_module(sd: dict[str, torch.Tensor], name: str, dtype: torch.dty
                         metadata: dict | None = None) -> MotionModule:
     """A MotionModule from a raw state dict (any supported layout); `metadata` may name a variant."""
     sd, fmt = canonical_state_dict(sd, name, metadata)
-    dtype = dtype or _module_dtype()
+    dtype = dtype or models.storage_dtype()
     model = MotionModel(fmt.layout, dtype=dtype)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.endswith("pos_encoder.pe")]
@@ -127,12 +118,7 @@ def build_motion_module(sd: dict[str, torch.Tensor], name: str, dtype: torch.dty
             f"Load Motion Module: {name} ({fmt.name}) is incomplete or damaged: "
             f"missing {missing[:3]}, unexpected {unexpected[:3]}.")
     model.eval().requires_grad_(False)
-    patcher = comfy.model_patcher.ModelPatcher(
-        model,
-        load_device=comfy.model_management.get_torch_device(),
-        offload_device=comfy.model_management.unet_offload_device(),
-    )
-    return MotionModule(patcher=patcher, format=fmt, name=name)
+    return MotionModule(patcher=models.patcher_for(model), format=fmt, name=name)
 
 
 def load_motion_module(path: str) -> MotionModule:

@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 
 import torch
-from comfy.weight_adapter.lora import LoRAAdapter
 
+from ..host import models
 from .formats import MotionFormatError
 from .loader import MotionModule
 
@@ -108,8 +108,7 @@ def apply_fit(motion: MotionModule, fit: LoRAFit, strength: float) -> MotionModu
     if strength == 0:
         return motion
     patcher = motion.patcher.clone()
-    patches = {k: LoRAAdapter(set(), (up, down, None, None, None, None)) for k, (up, down) in fit.pairs.items()}
-    patcher.add_patches(patches, strength_patch=float(strength))
+    patcher.add_patches(models.lora_patches(fit.pairs), strength_patch=float(strength))
     return MotionModule(patcher=patcher, format=motion.format, name=f"{motion.name} + {fit.lora_name}")
 
 

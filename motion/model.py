@@ -12,15 +12,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import comfy.ldm.modules.attention as comfy_attention
-import comfy.ops
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..host import models
+
 HEADS = 8
 GROUPS = 32
-OPS = comfy.ops.manual_cast
+OPS = models.OPS
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,9 @@ SPLIT_SIZE = 2**14
 def temporal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
     """Attention over frames, (sequences, frames, heads·dim) in and out, through ComfyUI's selected backend.
 
-    Looked up at call time: ComfyUI picks `optimized_attention` after its command line is parsed. Each sequence
-    attends only within itself, so splitting the batch changes no result.
+    Each sequence attends only within itself, so splitting the batch changes no result.
     """
-    attention = comfy_attention.optimized_attention
+    attention = models.attention
     if q.shape[0] < SPLIT_FROM:
         return attention(q, k, v, heads)
     return torch.cat([attention(q[i:i + SPLIT_SIZE], k[i:i + SPLIT_SIZE], v[i:i + SPLIT_SIZE], heads)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..host import transformer_options as keys
+
 INTERPOLATIONS = ("linear", "ease_in_out", "hold")
 BLOCKS = ("down", "mid", "up")
 NODE = "Motion Scale Schedule"
@@ -190,7 +192,7 @@ class LayerScales:
 def call_frames(transformer_options: dict, frames: int, batch: int) -> list[int]:
     """The video frame numbers of one video's frames in this model call, in batch order: the context window's (or,
     when several windows share the call, all of theirs one after the other), else 0..frames-1."""
-    window = transformer_options.get("context_window")
+    window = transformer_options.get(keys.CONTEXT_WINDOW)
     indices = getattr(window, "index_list", None)
     if indices is not None and len(indices) % frames == 0 and batch % len(indices) == 0:
         return list(indices)

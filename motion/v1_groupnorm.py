@@ -7,12 +7,12 @@ the UNet call in progress and the norms read it; an injection swaps their forwar
 from __future__ import annotations
 
 import functools
-import inspect
 
-import comfy.patcher_extension
 import torch
-from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock
 
+from ..host import transformer_options as keys
+from ..host import wrappers
+from ..host.models import ResBlock
 from .inject import frames_per_video
 
 KEY = "animateflow_v1_groupnorm"
@@ -41,21 +41,16 @@ def unet_groupnorms(unet) -> list[torch.nn.Module]:
     return norms + [unet.out[0]]
 
 
-def _argument(executor, name: str, args: tuple, kwargs: dict):
-    """An argument of the wrapped UNet forward by its name, wherever the host passed it."""
-    return inspect.signature(executor.original).bind_partial(*args, **kwargs).arguments.get(name)
-
-
 def _diffusion_model_wrapper(state: _VideoState, executor, *args, **kwargs):
-    x = _argument(executor, "x", args, kwargs)
-    state.frames = frames_per_video(x.shape[0], _argument(executor, "transformer_options", args, kwargs) or {})
+    call = wrappers.WrappedCall(executor, args, kwargs)
+    state.frames = frames_per_video(call["x"].shape[0], call.get(keys.TRANSFORMER_OPTIONS) or {})
     try:
-        return executor(*args, **kwargs)
+        return call()
     finally:
         state.frames = None
 
 
-def _injection(state: _VideoState) -> comfy.patcher_extension.PatcherInjection:
+def _injection(state: _VideoState):
     def inject(patcher):
         for norm in unet_groupnorms(patcher.model.diffusion_model):
             norm.forward = functools.partial(_groupnorm_over_frames, norm, state)
@@ -64,12 +59,11 @@ def _injection(state: _VideoState) -> comfy.patcher_extension.PatcherInjection:
         for norm in unet_groupnorms(patcher.model.diffusion_model):
             norm.__dict__.pop("forward", None)
 
-    return comfy.patcher_extension.PatcherInjection(inject=inject, eject=eject)
+    return wrappers.injection(inject, eject)
 
 
 def attach(model_patcher) -> None:
     """Make the (already cloned) model's GroupNorms work over frames while it is loaded."""
     state = _VideoState()
     model_patcher.set_injections(KEY, [_injection(state)])
-    model_patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY,
-                                       functools.partial(_diffusion_model_wrapper, state))
+    wrappers.add(model_patcher, wrappers.DIFFUSION_MODEL, KEY, functools.partial(_diffusion_model_wrapper, state))

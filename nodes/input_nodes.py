@@ -5,19 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import comfy.model_management
-import comfy.utils
-import folder_paths
 import torch
 from comfy_api.latest import io
-from comfy_execution.graph_utils import ExecutionBlocker
 
+from ..host import execution, folders
 from ..media import image_sequence, latent_stream, paths, video_reader
 from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 
 def _video_files() -> list[str]:
-    input_dir = folder_paths.get_input_directory()
+    input_dir = folders.input_dir()
     names = [
         name for name in os.listdir(input_dir)
         if os.path.isfile(os.path.join(input_dir, name)) and name.lower().endswith(video_reader.VIDEO_EXTENSIONS)
@@ -89,18 +86,15 @@ def _load(node: str, path: Path, frame_load_cap: int, skip_first_frames: int, se
 def _load_images(node: str, path: Path, options: video_reader.VideoOptions) -> io.NodeOutput:
     """The output not produced carries ComfyUI's ExecutionBlocker: a node wired to it stops with this message."""
     video = video_reader.read_video(path, options)
-    no_latents = ExecutionBlocker(f"{node}: the latents output needs a VAE: connect one to its vae input")
+    no_latents = execution.blocked_output(f"{node}: the latents output needs a VAE: connect one to its vae input")
     return io.NodeOutput(video.images, video.frame_count, video.fps, video.audio, no_latents)
 
 
 def _load_latents(node: str, path: Path, options: video_reader.VideoOptions, vae) -> io.NodeOutput:
     stream = video_reader.open_stream(path, options)
-    bar = comfy.utils.ProgressBar(stream.frame_count)
-    latents = latent_stream.encode_stream(
-        stream, vae, check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted,
-        progress=lambda done, total: bar.update_absolute(done, total),
-    )
-    no_images = ExecutionBlocker(f"{node}: a vae is connected, so the video loads as latents only: use the "
+    latents = latent_stream.encode_stream(stream, vae, check_interrupt=execution.check_interrupt,
+                                          progress=execution.progress(stream.frame_count))
+    no_images = execution.blocked_output(f"{node}: a vae is connected, so the video loads as latents only: use the "
                                  f"latents output, or disconnect the vae to get images")
     return io.NodeOutput(no_images, latents["samples"].shape[0], stream.fps, stream.audio(), latents)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import comfy.model_management
 from comfy_api.latest import io
 
+from ..host import execution
 from ..media import interpolation
 from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
@@ -54,7 +54,7 @@ class InterpolateFrames(io.ComfyNode):
         require_finite(cls, fps=fps)
         frames = interpolation.interpolate(
             images, multiplier, method, closed_loop,
-            check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted, node=NAME)
+            check_interrupt=execution.check_interrupt, node=NAME)
         return io.NodeOutput(frames, fps * multiplier)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 
-import folder_paths
 from comfy_api.latest import io, ui
 
-from ..motion import apply, beta_schedules, loader, lora
+from ..host import folders
+from ..motion import beta_schedules, loader, lora
 from ..motion.fast_path import MODES as FAST_PATH_MODES
+from . import motion_apply
 from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 from .types import ContextOptionsType, MotionModuleType, MotionScaleType, require_motion_module
 
@@ -29,7 +30,7 @@ class LoadMotionModule(io.ComfyNode):
             description="Loads an AnimateDiff motion module (v1, v2, v3, AnimateLCM, SDXL, HotShot-XL) and reports the "
                         "format it detected from the file's contents.",
             inputs=[
-                io.Combo.Input("model_name", options=folder_paths.get_filename_list(loader.MODELS_FOLDER),
+                io.Combo.Input("model_name", options=folders.model_names(loader.MODELS_FOLDER),
                                tooltip="A motion module file in models/animatediff_models. Pickled files are read "
                                        "without running code; prefer .safetensors."),
             ],
@@ -41,7 +42,7 @@ class LoadMotionModule(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        module = loader.load_motion_module(folder_paths.get_full_path_or_raise(loader.MODELS_FOLDER, model_name))
+        module = loader.load_motion_module(folders.model_path(loader.MODELS_FOLDER, model_name))
         description = module.format.describe()
         return io.NodeOutput(module, description, ui=ui.PreviewText(description))
 
@@ -103,7 +104,7 @@ class ApplyMotionModule(io.ComfyNode):
                 attention_key_scale: float = 1.0, live_preview: bool = True) -> io.NodeOutput:
         require_finite(cls, motion_scale=motion_scale, attention_key_scale=attention_key_scale)
         require_motion_module(motion_module, "Apply Motion Module")
-        return io.NodeOutput(apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
+        return io.NodeOutput(motion_apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
                                                        context_options, fast_mode=fast_path,
                                                        scale_schedule=motion_scale_schedule,
                                                        attention_key_scale=attention_key_scale,
@@ -123,7 +124,7 @@ class MotionLoRALoader(io.ComfyNode):
                         "v1/v3) are skipped and reported here.",
             inputs=[
                 MotionModuleType.Input("motion_module", tooltip="The motion module to add the LoRA to."),
-                io.Combo.Input("lora_name", options=folder_paths.get_filename_list(loader.LORA_FOLDER),
+                io.Combo.Input("lora_name", options=folders.model_names(loader.LORA_FOLDER),
                                tooltip="A motion LoRA file in models/animatediff_motion_lora."),
                 io.Float.Input("strength", default=1.0, min=-10.0, max=10.0, step=0.01,
                                tooltip="How much of the LoRA's camera motion to add; 0 leaves the module unchanged."),
@@ -140,7 +141,7 @@ class MotionLoRALoader(io.ComfyNode):
     def execute(cls, motion_module, lora_name: str, strength: float) -> io.NodeOutput:
         require_finite(cls, strength=strength)
         require_motion_module(motion_module, "Motion LoRA Loader")
-        path = folder_paths.get_full_path_or_raise(loader.LORA_FOLDER, lora_name)
+        path = folders.model_path(loader.LORA_FOLDER, lora_name)
         fit = lora.fit_lora(motion_module, loader.read_state_dict(path, lora.NODE), lora_name)
         report = fit.describe()
         log.log(logging.WARNING if fit.skipped else logging.INFO, "%s: %s", lora.NODE, report)

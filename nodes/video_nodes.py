@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import comfy.model_management
-import comfy.utils
-from comfy.cli_args import args
 from comfy_api.latest import InputImpl, Types, io
 
+from ..host import execution
 from ..media import frames, gif_writer, latent_stream, preview_payload
 from ..media.video_formats import EXTRA_FORMATS, PRESETS
 from ..media.video_writer import CombineOptions, CombineResult, combine
@@ -139,12 +137,12 @@ class VideoCombine(io.ComfyNode):
                                  gifsicle_lossy=gifsicle_lossy, crf=crf, preset=preset, extra_format=extra_format,
                                  bit_depth=int(bit_depth), extra_crf=extra_crf, webp_quality=webp_quality,
                                  preview_only=preview_only)
-        embed = not args.disable_metadata
+        embed = not execution.metadata_disabled()
         images = latent_stream.combine_source(images, latents, vae, NAME, _progress_bar(latents))
         result = combine(images, filename_prefix, options,
                          prompt=cls.hidden.prompt if embed else None,
                          extra_pnginfo=cls.hidden.extra_pnginfo if embed else None, audio=audio, mask=mask,
-                         check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted, node=NAME)
+                         check_interrupt=execution.check_interrupt, node=NAME)
         if isinstance(images, latent_stream.DecodedFrames):
             result.notes.append(f"decoded from latents, {images.chunk} frames at a time "
                                 f"({images.decoded_frames} frame decodes)")
@@ -156,8 +154,7 @@ def _progress_bar(latents):
     """Decoding progress for latents (restarts with each format written); None for images."""
     if latents is None:
         return None
-    bar = comfy.utils.ProgressBar(1)
-    return lambda done, total: bar.update_absolute(done, total)
+    return execution.progress(1)
 
 
 def _video_value(result: CombineResult, images, fps: float, audio):

@@ -4,7 +4,7 @@
 motion module inside it) on windows of frames and fuses the windows' predictions per frame. Every sampler, scheduler
 and KSampler variant keeps working, and progress stays per step because the sampler, not the handler, reports it.
 
-We implement the host's stable contract, `comfy.context_windows.ContextHandlerABC` (should_use_context /
+We implement the host's stable contract, `ContextHandlerABC` from host/sampling.py (should_use_context /
 get_resized_cond / execute), with our own window type and loop; nothing of the host's own handler is inherited, so a
 change in its internals (0.8.0 changed its window constructor) cannot break us. The host internals that remain are
 pinned one test each in tests/test_host_internals_context.py.
@@ -12,36 +12,31 @@ pinned one test each in tests/test_host_internals_context.py.
 Per model evaluation: the step's windows (context_schedules.py, every frame covered), grouped into calls of several
 windows where Context Options allows it (`windows_per_call`; one per call by default, which gives the leading pack's
 bits); each call gets its frames of the latent, timestep and per-frame conditioning (context_conds.py) and publishes
-its frame indices in transformer_options (published_keys.py), where the motion module reads where one window ends
+its frame indices in transformer_options (host/transformer_options.py), where the motion module reads where one window ends
 and the next begins. Predictions are fused per frame (context_fuse.py); a non-finite result stops the run with the
 settings that produced it.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Callable
 
-import comfy.model_management
-import comfy.patcher_extension
-import comfy.sampler_helpers
-import comfy.samplers
 import torch
-from comfy.context_windows import ContextHandlerABC
 
-from . import context_schedules, freenoise, published_keys
+from ..host import execution, wrappers
+from ..host import sampling as host_sampling
+from ..host import transformer_options as keys
+from ..host.sampling import ContextHandlerABC
+from . import context_schedules, freenoise
 from .context_conds import ControlHints, check_frame_counts, resize_cond
 from .context_fuse import FrameWindow, UncoveredFramesError, WindowFuse
 from .context_options import ContextOptions
 
 NODE = "Context Options"
-HANDLER_KEY = "context_handler"
+HANDLER_KEY = host_sampling.CONTEXT_HANDLER
 WRAPPER_KEY = "AnimateFlow_context_windows"
 PEAK_ALLOWANCE = 0.03  # auto batching may raise peak memory this much over one window per call
 HOST_BATCH_MARGIN = 1.5  # the host's own margin when it decides whether cond and uncond fit one call
-
-_PREPARE_SAMPLING = inspect.signature(comfy.sampler_helpers.prepare_sampling)
-_OUTER_SAMPLE = inspect.signature(comfy.samplers.CFGGuider.outer_sample)
 
 
 class ContextWindowError(RuntimeError):
@@ -67,7 +62,7 @@ class AnimateFlowContextHandler(ContextHandlerABC):
         the sampler reports): a sampler that evaluates twice per step (heun, dpm_2, ...) keeps one layout for both.
         Without step reports, the sigma's place in the run's sigmas (one between two steps counts as the earlier)."""
         by_sigma = 0
-        sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+        sigmas = model_options.get(keys.TRANSFORMER_OPTIONS, {}).get(keys.SAMPLE_SIGMAS)
         if sigmas is not None:
             sigma = float(timestep.reshape(-1)[0])
             at_or_above = (sigmas >= sigma * (1 - 1e-4)).nonzero()
@@ -96,7 +91,7 @@ class AnimateFlowContextHandler(ContextHandlerABC):
         per_window = float(model.memory_required([batch] + list(x_in.shape[1:])))
         if per_window <= 0:
             return 1
-        free = comfy.model_management.get_free_memory(x_in.device)
+        free = host_sampling.free_memory(x_in.device)
         by_free = max(1, int(free // (per_window * HOST_BATCH_MARGIN)))
         if self.options.max_batched_windows:
             return max(1, min(windows, by_free, self.options.max_batched_windows))
@@ -110,11 +105,11 @@ class AnimateFlowContextHandler(ContextHandlerABC):
         windows = self.windows(frames, step)
         per_call = self.windows_per_call(model, x_in, conds, len(windows))
         fuse = WindowFuse(self.options.fuse_method, x_in, len(conds))
-        published = model_options.setdefault("transformer_options", {})
+        published = model_options.setdefault(keys.TRANSFORMER_OPTIONS, {})
         saved = {key: published[key] for key in _PUBLISHED if key in published}
         try:
             for first in range(0, len(windows), per_call):
-                comfy.model_management.throw_exception_if_processing_interrupted()
+                execution.check_interrupt()
                 group = windows[first:first + per_call]
                 call = FrameWindow.joined(group)
                 _publish(published, group, call, frames, step)
@@ -162,16 +157,16 @@ class AnimateFlowContextHandler(ContextHandlerABC):
         self._completed_steps = None
 
 
-_PUBLISHED = (published_keys.AD_PARAMS, published_keys.WINDOWS, published_keys.FRAMES_PER_VIDEO, "context_window")
+_PUBLISHED = (keys.AD_PARAMS, keys.WINDOWS, keys.FRAMES_PER_VIDEO, keys.CONTEXT_WINDOW)
 
 
 def _publish(options: dict, group: list[FrameWindow], call: FrameWindow, frames: int, step: int) -> None:
-    options[published_keys.AD_PARAMS] = {"full_length": frames, "context_length": call.context_length,
+    options[keys.AD_PARAMS] = {"full_length": frames, "context_length": call.context_length,
                                          "sub_idxs": list(call.index_list)}
-    options[published_keys.WINDOWS] = {"windows": [list(w.index_list) for w in group], "full_length": frames,
+    options[keys.WINDOWS] = {"windows": [list(w.index_list) for w in group], "full_length": frames,
                                        "step": step}
-    options[published_keys.FRAMES_PER_VIDEO] = group[0].context_length
-    options["context_window"] = call  # where ComfyUI's own handler puts its window (its `index_list` is read)
+    options[keys.FRAMES_PER_VIDEO] = group[0].context_length
+    options[keys.CONTEXT_WINDOW] = call  # where ComfyUI's own handler puts its window (its `index_list` is read)
 
 
 def _handler(model_options: dict | None) -> AnimateFlowContextHandler | None:
@@ -179,55 +174,42 @@ def _handler(model_options: dict | None) -> AnimateFlowContextHandler | None:
     return handler if isinstance(handler, AnimateFlowContextHandler) else None
 
 
-def _arguments(signature: inspect.Signature, args: tuple, kwargs: dict, skip: int = 0) -> dict:
-    """The host's call arguments by name (the host passes some by position, some by keyword)."""
-    return signature.bind(*([None] * skip), *args, **kwargs).arguments
-
-
-def _replaced(signature: inspect.Signature, args: tuple, kwargs: dict, name: str, value, skip: int = 0):
-    """The same call with one argument replaced, passed the way it came (other wrappers may read it either way)."""
-    i = list(signature.parameters).index(name) - skip
-    if name in kwargs or i >= len(args):
-        return args, {**kwargs, name: value}
-    return args[:i] + (value,) + args[i + 1:], kwargs
-
-
 def _prepare_sampling_wrapper(executor, *args, **kwargs):
     """PREPARE_SAMPLING: check per-frame batches before the first step, and size the memory estimate for one
     window per call, not the whole video, or long videos would offload needlessly."""
-    arguments = _arguments(_PREPARE_SAMPLING, args, kwargs)
-    handler = _handler(arguments.get("model_options"))
+    call = wrappers.WrappedCall(executor, args, kwargs)
+    handler = _handler(call.get("model_options"))
     if handler is not None:
-        shape = list(arguments["noise_shape"])
-        check_frame_counts(arguments["conds"], shape[0])
+        shape = list(call["noise_shape"])
+        check_frame_counts(call["conds"], shape[0])
         shape[0] = min(shape[0], handler.context_length)
-        args, kwargs = _replaced(_PREPARE_SAMPLING, args, kwargs, "noise_shape", shape)
-    return executor(*args, **kwargs)
+        call = call.replace(noise_shape=shape)
+    return call()
 
 
 def _outer_sample_wrapper(executor, *args, **kwargs):
     """OUTER_SAMPLE: every sampler node has drawn its noise before this point (FreeNoise reorders it here), the
     sampler's step callback passes through here (it counts the steps the windows shift by), and a run's per-run
     state (prepared ControlNet hints, the step count) lives exactly this long."""
-    handler = _handler(getattr(executor.class_obj, "model_options", None))
+    call = wrappers.WrappedCall(executor, args, kwargs)
+    handler = _handler(getattr(call.host_object, "model_options", None))
     if handler is None:
-        return executor(*args, **kwargs)
-    arguments = _arguments(_OUTER_SAMPLE, args, kwargs, skip=1)
-    noise = arguments["noise"]
+        return call()
+    noise = call["noise"]
     if handler.options.freenoise and noise.ndim > 1 and noise.size(0) > handler.context_length:
         stride = handler.context_length - handler.context_overlap
-        noise = freenoise.freenoise_shuffle(noise, handler.context_length, stride, int(arguments.get("seed") or 0))
-        args, kwargs = _replaced(_OUTER_SAMPLE, args, kwargs, "noise", noise, skip=1)
-    callback = arguments.get("callback")
+        noise = freenoise.freenoise_shuffle(noise, handler.context_length, stride, int(call.get("seed") or 0))
+        call = call.replace(noise=noise)
+    callback = call.get("callback")
 
     def count_steps(step, *rest, **more):
         handler.step_done(step)
         return None if callback is None else callback(step, *rest, **more)
 
-    args, kwargs = _replaced(_OUTER_SAMPLE, args, kwargs, "callback", count_steps, skip=1)
+    call = call.replace(callback=count_steps)
     handler.begin_run()
     try:
-        return executor(*args, **kwargs)
+        return call()
     finally:
         handler.end_run()
 
@@ -235,11 +217,7 @@ def _outer_sample_wrapper(executor, *args, **kwargs):
 def attach_context_options(model_patcher, options: ContextOptions) -> None:
     """Make sampling with this (already cloned) model run in context windows; the caller owns the clone."""
     model_patcher.model_options[HANDLER_KEY] = AnimateFlowContextHandler(options)
-    prepare = comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING
-    outer = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
     # Attaching twice (Set Context Options, then Apply Motion Module) must replace, not stack, our wrappers.
-    model_patcher.remove_wrappers_with_key(prepare, WRAPPER_KEY)
-    model_patcher.remove_wrappers_with_key(outer, WRAPPER_KEY)
-    model_patcher.add_wrapper_with_key(prepare, WRAPPER_KEY, _prepare_sampling_wrapper)
-    model_patcher.add_wrapper_with_key(outer, WRAPPER_KEY, _outer_sample_wrapper)
+    wrappers.add(model_patcher, wrappers.PREPARE_SAMPLING, WRAPPER_KEY, _prepare_sampling_wrapper)
+    wrappers.add(model_patcher, wrappers.OUTER_SAMPLE, WRAPPER_KEY, _outer_sample_wrapper)
 

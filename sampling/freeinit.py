@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..host import transformer_options as keys
+from ..host import wrappers
 from . import noise as frame_noise
 
 log = logging.getLogger(__name__)
@@ -128,17 +130,20 @@ def _start_noise(model_sampling, sigma, target: torch.Tensor, latent_image: torc
 
 
 def sampler_sample_wrapper(options: FreeInitOptions):
-    """The SAMPLER_SAMPLE wrapper for `options`: executor(guider, sigmas, extra_args, callback, noise, latent,
-    denoise_mask, disable_pbar) runs one whole sampler pass; this runs it `iterations` times."""
+    """The SAMPLER_SAMPLE wrapper for `options`: the wrapped call (the guider, sigmas, extra_args, callback, noise,
+    latent, ...) runs one whole sampler pass; this runs it `iterations` times."""
 
-    def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask=None,
-                disable_pbar=False):
+    def wrapper(executor, *args, **kwargs):
+        call = wrappers.WrappedCall(executor, args, kwargs)
+        noise = call["noise"]
         if options.iterations == 1 or noise.ndim != 4 or noise.shape[0] < 1:
-            return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+            return call()
         if not torch.count_nonzero(noise):
             log.info("%s: the sampler adds no noise (add_noise disabled), so there is nothing to re-initialise; "
                      "sampling once.", NODE)
-            return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+            return call()
+        guider, sigmas, extra_args = call["model_wrap"], call["sigmas"], call["extra_args"]
+        callback, latent_image = call["callback"], call["latent_image"]
         total = len(sigmas) - 1
         steps = [iteration_steps(total, options.iterations, k, options.coarse_to_fine) for k in range(options.iterations)]
         lpf = low_pass_filter(options.filter, noise.shape[0], noise.shape[2], noise.shape[3], options.d_s,
@@ -146,7 +151,7 @@ def sampler_sample_wrapper(options: FreeInitOptions):
         model_sampling = guider.inner_model.model_sampling
         seed = int(extra_args.get("seed") or 0)
         per_frame = frame_noise.is_per_frame(extra_args.get("model_options", {}))
-        transformer_options = extra_args.get("model_options", {}).get("transformer_options", {})
+        transformer_options = extra_args.get("model_options", {}).get(keys.TRANSFORMER_OPTIONS, {})
         samples = None
         done = 0
         try:
@@ -156,19 +161,19 @@ def sampler_sample_wrapper(options: FreeInitOptions):
                 if k > 0:
                     sigma = run_sigmas[0]
                     renoised = model_sampling.noise_scaling(sigma, noise, samples, False)
-                    max_denoise = executor.class_obj.max_denoise(guider, run_sigmas)
+                    max_denoise = call.host_object.max_denoise(guider, run_sigmas)
                     fresh = frame_noise.fresh_noise(noise, seed + k, frame_noise.FREEINIT, per_frame)
                     fresh_start = model_sampling.noise_scaling(sigma, fresh, latent_image, max_denoise)
                     start = _start_noise(model_sampling, sigma, freq_mix_3d(renoised, fresh_start, lpf),
                                          latent_image, max_denoise)
-                if "sample_sigmas" in transformer_options:
-                    transformer_options["sample_sigmas"] = run_sigmas
-                samples = executor(guider, run_sigmas, extra_args, _offset_callback(callback, done, sum(steps)),
-                                   start, latent_image, denoise_mask, disable_pbar)
+                if keys.SAMPLE_SIGMAS in transformer_options:
+                    transformer_options[keys.SAMPLE_SIGMAS] = run_sigmas
+                samples = call.replace(sigmas=run_sigmas, callback=_offset_callback(callback, done, sum(steps)),
+                                       noise=start)()
                 done += count
         finally:
-            if "sample_sigmas" in transformer_options:
-                transformer_options["sample_sigmas"] = sigmas
+            if keys.SAMPLE_SIGMAS in transformer_options:
+                transformer_options[keys.SAMPLE_SIGMAS] = sigmas
         return samples
 
     return wrapper
@@ -183,8 +188,6 @@ def _offset_callback(callback, done: int, total: int):
 
 def attach(model_patcher, options: FreeInitOptions) -> None:
     """Sample the (already cloned) model with FreeInit; one iteration leaves sampling as it is."""
-    from comfy.patcher_extension import WrappersMP
-
-    model_patcher.remove_wrappers_with_key(WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY)
+    wrappers.remove(model_patcher, wrappers.SAMPLER_SAMPLE, WRAPPER_KEY)
     if options.iterations > 1:
-        model_patcher.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, sampler_sample_wrapper(options))
+        wrappers.add(model_patcher, wrappers.SAMPLER_SAMPLE, WRAPPER_KEY, sampler_sample_wrapper(options))

@@ -24,6 +24,9 @@ from typing import Callable
 import torch
 from PIL import Image
 
+from ..host import server as host_server
+from ..host import wrappers
+
 log = logging.getLogger(__name__)
 
 EVENT = "animateflow.live_preview"
@@ -56,15 +59,7 @@ class Throttle:
 
 def previewer_for(model_patcher):
     """ComfyUI's previewer for this model's latents; Latent2RGB when the user turned previews off."""
-    import latent_preview
-
-    latent_format = model_patcher.model.latent_format
-    previewer = latent_preview.get_previewer(model_patcher.load_device, latent_format)
-    if previewer is None and getattr(latent_format, "latent_rgb_factors", None) is not None:
-        previewer = latent_preview.Latent2RGBPreviewer(latent_format.latent_rgb_factors,
-                                                       getattr(latent_format, "latent_rgb_factors_bias", None),
-                                                       getattr(latent_format, "latent_rgb_factors_reshape", None))
-    return previewer
+    return host_server.latent_previewer(model_patcher.load_device, model_patcher.model.latent_format)
 
 
 def render_frames(previewer, x0: torch.Tensor) -> list[Image.Image]:
@@ -131,29 +126,18 @@ class LivePreview:
         self.sent += 1
 
 
-def _server():
-    try:
-        from server import PromptServer
-    except ImportError:
-        return None
-    return getattr(PromptServer, "instance", None)
-
-
-def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
-                         disable_pbar=False, seed=None, **kwargs):
+def outer_sample_wrapper(executor, *args, **kwargs):
     """OUTER_SAMPLE wrapper: previews go to the client that queued the prompt, shown for the running node."""
-    server = _server()
-    if server is not None:
-        client = server.client_id
-        preview = LivePreview(previewer_for(executor.class_obj.model_patcher),
-                              lambda payload: server.send_sync(EVENT, payload, client), node=server.last_node_id)
-        callback = preview.wrap(callback)
-    return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed, **kwargs)
+    call = wrappers.WrappedCall(executor, args, kwargs)
+    sender = host_server.client_sender(EVENT)
+    if sender is None:
+        return call()
+    send, node = sender
+    preview = LivePreview(previewer_for(call.host_object.model_patcher), send, node=node)
+    return call.replace(callback=preview.wrap(call["callback"]))()
 
 
 def attach(model_patcher, enabled: bool) -> None:
-    from comfy.patcher_extension import WrappersMP
-
-    model_patcher.remove_wrappers_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
+    wrappers.remove(model_patcher, wrappers.OUTER_SAMPLE, WRAPPER_KEY)
     if enabled:
-        model_patcher.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, outer_sample_wrapper)
+        wrappers.add(model_patcher, wrappers.OUTER_SAMPLE, WRAPPER_KEY, outer_sample_wrapper)

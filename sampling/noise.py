@@ -6,15 +6,17 @@ FreeInit's high frequencies) starts after the whole previous batch, and CUDA gen
 size: so frame 3 of a 32-frame render is not frame 3 of the 16-frame one. Here each frame has generators of its
 own, seeded from (seed, frame, stream), for the initial noise and for every draw a sampler makes.
 
-Kept free of ComfyUI imports apart from the sampler type, so the maths is testable on tensors alone.
+The maths (seeds, noise, the noise sampler) needs torch alone; the host's sampler and wrapper come through host/.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 
 import torch
+
+from ..host import sampling as host_sampling
+from ..host import wrappers
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +76,23 @@ def with_frame_noise_sampler(sampler, shape: torch.Size | tuple, seed: int, dtyp
     For SDE samplers this replaces their Brownian tree with independent draws per call, as their
     `noise_sampler` argument allows.
     """
-    import comfy.samplers
-
-    function = getattr(sampler, "sampler_function", None)
-    if not isinstance(sampler, comfy.samplers.KSAMPLER) or function is None:
+    if not host_sampling.sampler_accepts(sampler, "noise_sampler"):
         return sampler
-    if "noise_sampler" not in inspect.signature(function).parameters or "noise_sampler" in sampler.extra_options:
-        return sampler
-    options = {**sampler.extra_options, "noise_sampler": FrameNoiseSampler(shape, seed, dtype)}
-    return comfy.samplers.KSAMPLER(function, options, sampler.inpaint_options)
+    return host_sampling.sampler_with_option(sampler, "noise_sampler", FrameNoiseSampler(shape, seed, dtype))
 
 
-def outer_sample_wrapper(executor, noise: torch.Tensor, latent_image, sampler, sigmas, denoise_mask=None,
-                         callback=None, disable_pbar=False, seed=None, **kwargs):
+def outer_sample_wrapper(executor, *args, **kwargs):
     """OUTER_SAMPLE wrapper: replaces the drawn noise (every sampler node has drawn it by now) and the sampler's
     per-step noise with per-frame noise. All-zero noise (add_noise disabled) stays zero."""
+    call = wrappers.WrappedCall(executor, args, kwargs)
+    noise, seed = call["noise"], call.get("seed")
     if seed is None or noise.is_nested or noise.ndim < 2:
         log.info("AnimateFlow per-frame noise: no seed reached the sampler; keeping its own noise.")
-    else:
-        if torch.count_nonzero(noise):
-            noise = frame_noise(noise.shape, seed, INITIAL, noise.dtype, noise.layout).to(noise.device)
-        sampler = with_frame_noise_sampler(sampler, noise.shape, seed, noise.dtype)
-    return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed, **kwargs)
+        return call()
+    if torch.count_nonzero(noise):
+        noise = frame_noise(noise.shape, seed, INITIAL, noise.dtype, noise.layout).to(noise.device)
+    sampler = with_frame_noise_sampler(call["sampler"], noise.shape, seed, noise.dtype)
+    return call.replace(noise=noise, sampler=sampler)()
 
 
 def fresh_noise(like: torch.Tensor, seed: int, stream: int, per_frame: bool) -> torch.Tensor:
@@ -114,19 +111,12 @@ def attach(model_patcher, mode: str) -> None:
     Our wrapper goes first among OUTER_SAMPLE wrappers, so wrappers that rearrange noise (FreeNoise) see
     per-frame noise whichever node was applied first.
     """
-    from comfy.patcher_extension import WrappersMP
-
     if mode not in MODES:
         raise ValueError(f"Per-Frame Noise: unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
-    model_patcher.remove_wrappers_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
+    wrappers.remove(model_patcher, wrappers.OUTER_SAMPLE, WRAPPER_KEY)
     model_patcher.model_options[MODEL_OPTION] = mode
-    if mode == "comfyui":
-        return
-    wrappers = model_patcher.wrappers.setdefault(WrappersMP.OUTER_SAMPLE, {})
-    others = dict(wrappers)
-    wrappers.clear()
-    wrappers[WRAPPER_KEY] = [outer_sample_wrapper]
-    wrappers.update(others)
+    if mode != "comfyui":
+        wrappers.add(model_patcher, wrappers.OUTER_SAMPLE, WRAPPER_KEY, outer_sample_wrapper, outermost=True)
 
 
 def is_per_frame(model_options: dict) -> bool:

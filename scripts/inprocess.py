@@ -57,8 +57,8 @@ def run_v3_node(node: str | type, hidden: dict | None = None, /, **inputs):
     cls = nodes.NODE_CLASS_MAPPINGS[node] if isinstance(node, str) else node
     if _pack is None:
         raise RuntimeError("inprocess.start() must run first")
-    compat = pack_module(_pack, "host_compat")
-    return compat.executor_class_clone(cls, hidden).EXECUTE_NORMALIZED(**inputs)
+    execution = pack_module(_pack, "host.execution")
+    return execution.executor_class_clone(cls, hidden).EXECUTE_NORMALIZED(**inputs)
 
 
 def call_node(class_name: str, **inputs) -> tuple:

@@ -16,14 +16,14 @@ import torch
 from conftest import call_node, pack_module
 from motion_helpers import SMALL_CONTEXT_DIM, layout_state_dict, small_sd15_model
 
-keys = pack_module("sampling.published_keys")
+keys = pack_module("host.transformer_options")
 handler_module = pack_module("sampling.context_handler")
 fuse_module = pack_module("sampling.context_fuse")
 schedules = pack_module("sampling.context_schedules")
 conds_module = pack_module("sampling.context_conds")
 ContextOptions = pack_module("sampling.context_options").ContextOptions
 loader = pack_module("motion.loader")
-apply = pack_module("motion.apply")
+apply = pack_module("nodes.motion_apply")
 
 
 @pytest.fixture(scope="module")

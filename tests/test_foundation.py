@@ -69,10 +69,28 @@ def test_server_lists_our_nodes_with_tooltips(server):
 
 
 def test_pyproject_has_registry_tables():
+    """What the Comfy Registry reads, as the host's own parser of it (comfy_config) reads it: the classifiers it
+    keeps, the URLs, the ComfyUI range, and an icon that is a file of this repository within the registry's size."""
+    import re
+
+    from comfy_config.config_parser import extract_node_configuration
+
     data = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     assert data["project"]["name"]
     assert data["tool"]["comfy"]["PublisherId"]
     assert "GNU GENERAL PUBLIC LICENSE" in (REPO_ROOT / "LICENSE").read_text()[:200]
+    parsed = extract_node_configuration(str(REPO_ROOT))
+    assert parsed.project.supported_os == ["OS Independent"]
+    assert parsed.project.supported_accelerators == ["GPU :: NVIDIA CUDA"], "an unknown accelerator drops them all"
+    assert parsed.project.supported_comfyui_version == ">=0.3.75"
+    urls = parsed.project.urls
+    assert all(u.startswith(urls.repository) for u in (urls.documentation, urls.issues)) and urls.repository
+    icon = parsed.tool_comfy.icon
+    prefix = urls.repository.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/main/"
+    assert icon.startswith(prefix), icon
+    svg = (REPO_ROOT / icon.removeprefix(prefix)).read_text()
+    width, height = (int(re.search(rf'{side}="(\d+)"', svg).group(1)) for side in ("width", "height"))
+    assert width <= 800 and height <= 400, "the registry takes icons up to 800 × 400"
 
 
 def test_setup_second_run_installs_nothing():

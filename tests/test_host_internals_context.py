@@ -25,6 +25,9 @@ import comfy.utils
 
 handler_module = pack_module("sampling.context_handler")
 ContextOptions = pack_module("sampling.context_options").ContextOptions
+execution = pack_module("host.execution")
+host_sampling = pack_module("host.sampling")
+wrappers = pack_module("host.wrappers")
 
 USED_BY = "AnimateFlow's context windows (sampling/context_handler.py, sampling/context_conds.py) rely on it"
 
@@ -46,7 +49,7 @@ def ksampler(model, frames: int = 3, steps: int = 2):
                      denoise=1.0)[0]["samples"]
 
 
-class Probe(comfy.context_windows.ContextHandlerABC):
+class Probe(host_sampling.ContextHandlerABC):
     """Records what the host hands a context handler; evaluates without windows."""
 
     def __init__(self):
@@ -94,7 +97,7 @@ def test_calc_cond_batch_hands_evaluations_to_model_options_context_handler():
             return ["windowed"]
 
     x, t = torch.zeros(3, 4, 2, 2), torch.ones(3)
-    options = {"context_handler": Executes()}
+    options = {host_sampling.CONTEXT_HANDLER: Executes()}
     out = comfy.samplers.calc_cond_batch("model", [None], x, t, options)
     assert out == ["windowed"] and len(calls) == 1, host_changed(
         'calc_cond_batch no longer hands evaluations to model_options["context_handler"].execute')
@@ -109,7 +112,7 @@ def test_sample_sigmas_are_in_transformer_options(base):
     """Our schedule shifts windows per step; the step is the sigma's index in transformer_options['sample_sigmas']."""
     probe = Probe()
     model = base.clone()
-    model.model_options["context_handler"] = probe
+    model.model_options[host_sampling.CONTEXT_HANDLER] = probe
     model.set_model_unet_function_wrapper(lambda apply_model, args: args["input"])
     ksampler(model, steps=3)
     assert probe.seen, host_changed("the context handler was not consulted during KSampler")
@@ -139,19 +142,17 @@ def test_model_options_transformer_options_reach_the_model_call(base):
 
 
 def test_prepare_sampling_wrapper_gets_noise_shape_conds_and_model_options(base):
-    """Our PREPARE_SAMPLING wrapper reads (model, noise_shape, conds, model_options) by name, checks per-frame conds
-    and shrinks noise_shape to one window for the memory estimate."""
-    params = list(inspect.signature(comfy.sampler_helpers.prepare_sampling).parameters)
-    assert params[:4] == ["model", "noise_shape", "conds", "model_options"], host_changed(
-        f"comfy.sampler_helpers.prepare_sampling takes {params}")
+    """Our PREPARE_SAMPLING wrapper reads (model, noise_shape, conds, model_options) by name (host/wrappers.py's
+    WrappedCall), checks per-frame conds and shrinks noise_shape to one window for the memory estimate."""
     seen = []
 
     def wrapper(executor, *args, **kwargs):
-        seen.append(inspect.signature(comfy.sampler_helpers.prepare_sampling).bind(*args, **kwargs).arguments)
-        return executor(*args, **kwargs)
+        call = wrappers.WrappedCall(executor, args, kwargs)
+        seen.append({name: call.get(name) for name in ("model", "noise_shape", "conds", "model_options")})
+        return call()
 
     model = base.clone()
-    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, "probe", wrapper)
+    wrappers.add(model, wrappers.PREPARE_SAMPLING, "probe", wrapper)
     model.set_model_unet_function_wrapper(lambda apply_model, args: args["input"])
     ksampler(model, frames=5, steps=1)
     assert len(seen) == 1, host_changed("PREPARE_SAMPLING wrappers are not called once per sampling run")
@@ -161,24 +162,18 @@ def test_prepare_sampling_wrapper_gets_noise_shape_conds_and_model_options(base)
 
 
 def test_outer_sample_wrapper_sees_the_guider_noise_and_seed(base):
-    """Our OUTER_SAMPLE wrapper finds the handler in executor.class_obj.model_options, reads noise, seed and callback
-    by name; the noise it passes on is the noise sampled from (FreeNoise reorders it there) and the callback it
-    passes on is called once per sampler step with the step first (the windows shift by it)."""
-    params = list(inspect.signature(comfy.samplers.CFGGuider.outer_sample).parameters)
-    assert params[:2] == ["self", "noise"] and "seed" in params, host_changed(f"CFGGuider.outer_sample takes {params}")
-    assert "callback" in params, host_changed(f"CFGGuider.outer_sample takes {params}")
+    """Our OUTER_SAMPLE wrapper finds the handler in the guider's model_options (WrappedCall.host_object), reads
+    noise, seed and callback by name; the noise it passes on is the noise sampled from (FreeNoise reorders it there)
+    and the callback it passes on is called once per sampler step with the step first (the windows shift by it)."""
     seen, steps = [], []
 
     def wrapper(executor, *args, **kwargs):
-        arguments = inspect.signature(comfy.samplers.CFGGuider.outer_sample).bind(executor.class_obj, *args,
-                                                                                   **kwargs).arguments
-        seen.append((executor.class_obj, arguments["seed"]))
-        args = (torch.zeros_like(arguments["noise"]),) + args[1:5] + (lambda step, *rest: steps.append(step),) \
-            + args[6:]
-        return executor(*args, **kwargs)
+        call = wrappers.WrappedCall(executor, args, kwargs)
+        seen.append((call.host_object, call["seed"]))
+        return call.replace(noise=torch.zeros_like(call["noise"]), callback=lambda step, *rest: steps.append(step))()
 
     model = base.clone()
-    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "probe", wrapper)
+    wrappers.add(model, wrappers.OUTER_SAMPLE, "probe", wrapper)
     model.set_model_unet_function_wrapper(lambda apply_model, args: torch.zeros_like(args["input"]))
     out = ksampler(model, steps=3)
     guider, seed = seen[0]
@@ -237,11 +232,11 @@ def test_model_conds_copy_with_a_new_tensor():
 
 
 def test_memory_estimates_and_interrupts_we_call(base):
-    """windows_per_call weighs BaseModel.memory_required(shape) against get_free_memory(device); the window loop
-    checks throw_exception_if_processing_interrupted between calls."""
+    """windows_per_call weighs BaseModel.memory_required(shape) against host/sampling.free_memory(device); the window
+    loop checks host/execution.check_interrupt between calls."""
     small = base.model.memory_required([16, 4, 8, 8])
     large = base.model.memory_required([32, 4, 8, 8])
     assert 0 < small < large, host_changed("BaseModel.memory_required(input_shape) no longer grows with the batch")
-    free = comfy.model_management.get_free_memory(torch.device("cpu"))
+    free = host_sampling.free_memory(torch.device("cpu"))
     assert isinstance(free, (int, float)) and free > 0, host_changed("model_management.get_free_memory(device)")
-    comfy.model_management.throw_exception_if_processing_interrupted()
+    execution.check_interrupt()

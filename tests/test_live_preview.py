@@ -15,7 +15,7 @@ from PIL import Image
 from sampling_helpers import ksampler
 
 live_preview = pack_module("sampling.live_preview")
-apply = pack_module("motion.apply")
+apply = pack_module("nodes.motion_apply")
 loader = pack_module("motion.loader")
 
 
@@ -110,7 +110,7 @@ class _FakeServer:
 @pytest.fixture
 def fake_server(monkeypatch):
     server = _FakeServer()
-    monkeypatch.setattr(live_preview, "_server", lambda: server)
+    monkeypatch.setattr(pack_module("host.server"), "prompt_server", lambda: server)
     live_preview._costs.clear()
     return server
 

@@ -21,7 +21,7 @@ from motion_helpers import layout_state_dict, run_unet, small_sd15_model
 
 loader = pack_module("motion.loader")
 inject = pack_module("motion.inject")
-apply = pack_module("motion.apply")
+apply = pack_module("nodes.motion_apply")
 errors = pack_module("motion.errors")
 fast_path = pack_module("motion.fast_path")
 

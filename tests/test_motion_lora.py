@@ -14,7 +14,7 @@ import nodes
 from scripts import fixtures
 
 loader = pack_module("motion.loader")
-apply = pack_module("motion.apply")
+apply = pack_module("nodes.motion_apply")
 lora = pack_module("motion.lora")
 formats = pack_module("motion.formats")
 

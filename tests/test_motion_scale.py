@@ -14,7 +14,7 @@ from conftest import call_node, pack_module
 from motion_helpers import SMALL_CONTEXT_DIM, layout_state_dict, run_unet, small_sd15_model
 
 loader = pack_module("motion.loader")
-apply = pack_module("motion.apply")
+apply = pack_module("nodes.motion_apply")
 errors = pack_module("motion.errors")
 model_classes = pack_module("motion.model")
 scale_schedule = pack_module("motion.scale_schedule")

@@ -20,7 +20,7 @@ from motion_helpers import SMALL_CONTEXT_DIM, layout_state_dict, run_unet, small
 
 loader = pack_module("motion.loader")
 inject = pack_module("motion.inject")
-apply = pack_module("motion.apply")
+apply = pack_module("nodes.motion_apply")
 errors = pack_module("motion.errors")
 model_classes = pack_module("motion.model")
 lora = pack_module("motion.lora")

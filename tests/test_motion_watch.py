@@ -14,8 +14,8 @@ from conftest import call_node, pack_module
 from motion_helpers import layout_state_dict, small_sd15_model
 from sampling_helpers import ksampler
 
-motion_watch = pack_module("motion.motion_watch")
-apply = pack_module("motion.apply")
+motion_watch = pack_module("nodes.motion_watch")
+apply = pack_module("nodes.motion_apply")
 loader = pack_module("motion.loader")
 scale_schedule = pack_module("motion.scale_schedule")
 

@@ -1,21 +1,24 @@
-"""Apply Motion Module: one clone of the model composed from the motion package's parts.
+"""Apply Motion Module: one clone of the model composed from motion/'s and sampling/'s parts.
 
-Surgery (inject.py), v1's GroupNorm over frames (v1_groupnorm.py), the beta schedule (beta_schedules.py) and
-context windows (sampling/) each patch the same clone through ModelPatcher machinery, so the input model is
-never changed and every patch is undone when the clone is unloaded. Checks run before the clone exists, so a
-refused input leaves nothing behind.
+Surgery (motion/inject.py), v1's GroupNorm over frames (motion/v1_groupnorm.py), the beta schedule
+(motion/beta_schedules.py), context windows and the live preview (sampling/) each patch the same clone through
+ModelPatcher machinery, so the input model is never changed and every patch is undone when the clone is unloaded.
+Checks run before the clone exists, so a refused input leaves nothing behind. Here, above both layers, because it
+composes them.
 """
 
 from __future__ import annotations
 
 import math
 
+from ..motion import beta_schedules, fast_path, inject, key_scale, v1_groupnorm
+from ..motion.errors import MotionApplyError
+from ..motion.loader import MotionModule
+from ..motion.scale_schedule import LayerScales, MotionScaleSchedule
 from ..sampling import live_preview as live
+from ..sampling.context_handler import attach_context_options
 from ..sampling.context_options import require_context_options
-from . import beta_schedules, fast_path, inject, key_scale, motion_watch, v1_groupnorm
-from .errors import MotionApplyError
-from .loader import MotionModule
-from .scale_schedule import LayerScales, MotionScaleSchedule
+from . import motion_watch
 
 NODE = inject.NODE
 
@@ -63,8 +66,6 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
         v1_groupnorm.attach(patched)
     beta_schedules.apply(patched, schedule)
     if context_options is not None:
-        from ..sampling.context_handler import attach_context_options
-
         attach_context_options(patched, context_options)
     live.attach(patched, live_preview)
     return patched

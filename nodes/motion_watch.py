@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import logging
 
+from ..host import server as host_server
+from ..host import wrappers
+
 log = logging.getLogger(__name__)
 
 APPLY_NODE_CLASS = "AnimateFlow_ApplyMotionModule"
@@ -29,17 +32,8 @@ def _label(node_id: str | None) -> str:
 def warn(node_id: str | None, text: str, client_id: str | None = None) -> None:
     """One warning: in the log, and on the node in the editor when a server is running."""
     log.warning("%s: %s", _label(node_id), text)
-    if node_id is None:
-        return
-    try:
-        from server import PromptServer
-    except ImportError:
-        return
-    server = getattr(PromptServer, "instance", None)
-    if server is None:
-        return
-    sid = client_id if client_id is not None else getattr(server, "client_id", None)
-    server.send_progress_text(f"⚠ {text}", node_id, sid)
+    if node_id is not None:
+        host_server.show_on_node(node_id, f"⚠ {text}", client_id)
 
 
 def scale_zero_text() -> str:
@@ -91,10 +85,7 @@ class MotionWatch:
 
 
 def attach(model_patcher, watch: MotionWatch) -> None:
-    from comfy.patcher_extension import WrappersMP
-
-    model_patcher.remove_wrappers_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
-    model_patcher.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, watch.outer_sample_wrapper)
+    wrappers.add(model_patcher, wrappers.OUTER_SAMPLE, WRAPPER_KEY, watch.outer_sample_wrapper)
 
 
 def unsampled_apply_nodes(prompt: dict, output_types) -> list[str]:
@@ -134,24 +125,12 @@ def unsampled_text() -> str:
             "model input (or to the guider of SamplerCustomAdvanced).")
 
 
-def _output_types(class_type):
-    import nodes
-
-    cls = nodes.NODE_CLASS_MAPPINGS.get(class_type)
-    if cls is None:
-        return None
-    try:
-        return tuple(cls.RETURN_TYPES)
-    except Exception:  # a class that cannot describe itself: treat as a possible sampler
-        return None
-
-
 def check_prompt(json_data: dict) -> dict:
     """PromptServer on_prompt handler: warns about Apply Motion Module nodes no sampler uses; never changes the
     prompt and never fails it (ComfyUI's own validation decides what runs)."""
     prompt = json_data.get("prompt")
     if isinstance(prompt, dict):
-        for node_id in unsampled_apply_nodes(prompt, _output_types):
+        for node_id in unsampled_apply_nodes(prompt, host_server.node_output_types):
             warn(node_id, unsampled_text(), json_data.get("client_id"))
     return json_data
 
@@ -162,13 +141,5 @@ _registered = False
 def register_prompt_check() -> None:
     """Install `check_prompt` on the running server, once; nothing happens without a server (tests in-process)."""
     global _registered
-    if _registered:
-        return
-    try:
-        from server import PromptServer
-    except ImportError:
-        return
-    server = getattr(PromptServer, "instance", None)
-    if server is not None:
-        server.add_on_prompt_handler(check_prompt)
-        _registered = True
+    if not _registered:
+        _registered = host_server.add_prompt_handler(check_prompt)
