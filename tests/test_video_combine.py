@@ -314,9 +314,13 @@ def test_missing_gifsicle_is_reported_not_raised(prefix, monkeypatch):
 def test_video_output_feeds_comfyui_video_nodes(prefix):
     images = grey_frames(5)
     _, video = call_node(NODE, images=images, fps=8.0, filename_prefix=prefix, save_gif=False, save_mp4=True)
-    # comfy_extras are not loaded in-process: run ComfyUI's own node class directly.
-    frames, _, fps = inprocess.run_v3_node(GetVideoComponents, video=video).args
+    # comfy_extras are not loaded in-process: run ComfyUI's own node class directly. Its outputs are read by their
+    # labels: 0.3.75 has images, audio, fps; newer hosts add bit_depth and color_space, which must read our file too.
+    labels = [output.display_name for output in GetVideoComponents.GET_SCHEMA().outputs]
+    outputs = dict(zip(labels, inprocess.run_v3_node(GetVideoComponents, video=video).args))
+    frames, fps = outputs["images"], outputs["fps"]
     assert frames.shape == (5, 48, 64, 3) and float(fps) == pytest.approx(8.0)
+    assert outputs.get("bit_depth", 8) == 8 and outputs.get("color_space", "sRGB") == "sRGB"
     assert frames[:, :, :, 0].mean(dim=(1, 2)).tolist() == pytest.approx(images[:, 0, 0, 0].tolist(), abs=0.02)
 
     _, from_frames = call_node(NODE, images=images, fps=8.0, filename_prefix=prefix, save_gif=True, save_mp4=False,
