@@ -19,7 +19,7 @@ from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock, Upsample
 
 from ..sampling.published_keys import FRAMES_PER_VIDEO
-from . import fast_path
+from . import compile_worker, fast_path
 from .errors import MotionApplyError
 from .model import MotionModel, VanillaTemporalModule
 from .scale_schedule import LayerScales
@@ -168,7 +168,8 @@ def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_s
     model_patcher.set_injections(KEY, [_injection(points)])
     model_patcher.set_model_forward_timestep_embed_patch(
         (VanillaTemporalModule, functools.partial(_motion_layer_handler, scales, watch, fast)))
-    model_patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY, fast_path.while_sampling)
+    model_patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY,
+                                       compile_worker.while_sampling)
 
 
 def fast_path_of(model_patcher) -> fast_path.FastPath | None:

@@ -132,9 +132,7 @@ async def _drain(request):
 
     def wait() -> None:
         for module in _compile_worker_modules():
-            if hasattr(module, "wait_idle"):
-                module.wait_idle()
-            elif hasattr(module, "_compile_executor"):
+            if hasattr(module, "_compile_executor"):  # one worker, first in first out: a no-op ends after the rest
                 module._compile_executor().submit(lambda: None).result()
 
     import asyncio
