@@ -27,7 +27,6 @@ import argparse
 import copy
 import json
 import logging
-import os
 import shutil
 import statistics
 import subprocess
@@ -42,7 +41,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from scripts import comfy_host, fixtures, workflows  # noqa: E402
+from scripts import comfy_host, fixtures, long_clip, workflows  # noqa: E402
 
 log = logging.getLogger("server-check")
 EXAMPLES = REPO_ROOT / "example_workflows" / "api"
@@ -109,45 +108,24 @@ def motion_formats(api: dict) -> list[str]:
             if n["class_type"] == "AnimateFlow_LoadMotionModule"]
 
 
-def _frame(i: int, size: int = 96):
-    import numpy as np
-
-    y, x = np.mgrid[0:size, 0:size]
-    cx, cy = 20 + 6 * i, size / 2 + 10 * np.sin(i / 2)
-    img = np.stack([x / size, y / size, np.full_like(x, 0.3, dtype=float)], -1) * 120
-    img[(x - cx) ** 2 + (y - cy) ** 2 < 144] = 240
-    return img.astype(np.uint8)
-
-
 def make_inputs(inputs: Path, frames: int = 24) -> None:
-    """The files the examples read: a start picture, a short video with sound, an inpainting folder."""
-    import av
-    import numpy as np
-    from PIL import Image
+    """The files the examples read: a start picture, a short video (scripts/long_clip.py's clip; no sound track,
+    which the vid2vid example's Video Combine then leaves out), an inpainting folder of frames and masks."""
+    from PIL import Image, ImageDraw
 
-    Image.fromarray(_frame(3)).save(inputs / "img2vid_start.png")
-    with av.open(str(inputs / "vid2vid_source.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width = stream.height = 96
-        stream.pix_fmt = "yuv420p"
-        sound = container.add_stream("aac", rate=44100)
-        for i in range(frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(_frame(i), format="rgb24")))
-        container.mux(stream.encode())
-        t = np.arange(int(44100 * frames / 8)) / 44100
-        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
-        samples = av.AudioFrame.from_ndarray(np.repeat(tone, 2, 0).reshape(1, -1), format="flt", layout="stereo")
-        samples.sample_rate = 44100
-        container.mux(sound.encode(samples))
-        container.mux(sound.encode())
+    long_clip.make_clip(inputs / "vid2vid_source.mp4", frames, 96)
     folder = inputs / "inpaint_clip"
     for sub in ("image", "mask"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     for i in range(6):
-        Image.fromarray(_frame(i)).save(folder / "image" / f"frame{i}.png")
-        mask = np.zeros((96, 96), np.uint8)
-        mask[20:70, 10 + 5 * i:60 + 5 * i] = 255
-        Image.fromarray(mask).save(folder / "mask" / f"frame{i}.png")
+        picture = Image.linear_gradient("L").resize((96, 96)).convert("RGB")
+        ImageDraw.Draw(picture).ellipse((10 + 8 * i, 30, 40 + 8 * i, 60), fill=(240, 240, 240))
+        picture.save(folder / "image" / f"frame{i}.png")
+        mask = Image.new("L", (96, 96))
+        ImageDraw.Draw(mask).rectangle((10 + 5 * i, 20, 60 + 5 * i, 70), fill=255)
+        mask.save(folder / "mask" / f"frame{i}.png")
+        if i == 3:
+            picture.save(inputs / "img2vid_start.png")
 
 
 def install_custom_nodes(base: Path, anchor: Path | None) -> None:
