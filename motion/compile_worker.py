@@ -35,6 +35,15 @@ def compile_graph(fn: Callable, example_inputs: list[torch.Tensor]) -> Callable:
     return torch._inductor.compile(graph, list(example_inputs))
 
 
+def compile_portable(fn: Callable, example_inputs: list[torch.Tensor]) -> Callable:
+    """As `compile_graph`, through `torch._inductor.standalone_compile`: a CompiledArtifact that can be saved with its
+    kernels and loaded after a restart (compile_cache.py)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    graph = make_fx(fn, tracing_mode="fake")(*example_inputs)
+    return torch._inductor.standalone_compile(graph, list(example_inputs), dynamic_shapes="from_example_inputs")
+
+
 class SamplingGate:
     """Whether any of our models is sampling, and the compile worker's pause while one is.
 

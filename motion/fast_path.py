@@ -6,6 +6,9 @@ fast_kernels.py, and compile_worker.py compiles each shape on a worker thread th
 keeps the books: a `FastPath` (one per patched model, made by apply.py) runs the plain path for a shape until that
 shape's graph is ready, asks the worker for it the first time the shape is seen, and switches per shape when it is.
 
+With the compile cache turned on (compile_cache.py), a shape compiled in an earlier session loads from ComfyUI's
+user folder instead of compiling.
+
 The plain path (model.py, ComfyUI's attention) stays the reference and what runs on CPU, under an outer
 torch.compile, for a shape whose compile failed, and while a shape compiles; each reason is said once.
 """
@@ -23,7 +26,7 @@ import comfy.ops
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from . import compile_worker
+from . import compile_cache, compile_worker
 from .fast_kernels import attention_kernel
 from .fast_math import gather_params, transformer_math
 from .model import VanillaTemporalModule
@@ -61,16 +64,18 @@ class FastPath:
     """The fast path of one patched model: which shapes are compiled, compiling or failed, and what was said.
 
     Shared by every clone of that model (ComfyUI deep-copies model options on clone; a copy returns this object), so
-    a compiled shape serves all of them. `compiler` and `device_types` exist for tests: the CPU suite drives the
-    same logic with a stand-in compiler.
+    a compiled shape serves all of them. `cache` is where compiled graphs outlive the process: "default" is
+    compile_cache.default_cache() (off unless turned on), None none. `compiler` and `device_types` exist for tests:
+    the CPU suite drives the same logic with a stand-in compiler.
     """
 
-    def __init__(self, mode: str = "auto", *, compiler: Callable = compile_worker.compile_graph,
-                 device_types: tuple[str, ...] = ("cuda",)):
+    def __init__(self, mode: str = "auto", *, compiler: Callable | None = None,
+                 device_types: tuple[str, ...] = ("cuda",), cache: compile_cache.CompileCache | None | str = "default"):
         if mode not in MODES:
             raise ValueError(f"unknown fast path mode {mode!r}; choose one of {MODES}")
         self.mode = mode
         self._compiler = compiler
+        self._cache = cache
         self._device_types = device_types
         self._lock = threading.RLock()
         self._ready: dict[tuple, Callable] = {}
@@ -202,7 +207,16 @@ class FastPath:
 
                 x.normal_(generator=torch.Generator(device=x.device).manual_seed(_EXAMPLE_SEED))
                 scale.fill_(1.0)
-                compiled = self._compiler(flat_math, [x, scale, *tensors])
+                cache = compile_cache.default_cache() if isinstance(self._cache, str) else self._cache
+                kernel = f"{attention.__module__}.{attention.__name__}"
+                entry = None if cache is None else cache.entry(x.device, (key, kernel))
+                compiled = None if entry is None else cache.load(entry)
+                if compiled is None:
+                    compiler = self._compiler or (compile_worker.compile_graph if cache is None
+                                                  else compile_worker.compile_portable)
+                    compiled = compiler(flat_math, [x, scale, *tensors])
+                    if entry is not None:
+                        cache.store(entry, compiled)
                 if _moved(tensors, x):
                     raise _ModelMoved
                 if x.device.type != "cuda" or torch.cuda.mem_get_info(x.device)[0] > _TRIAL_RUN_MEMORY * x.nbytes:

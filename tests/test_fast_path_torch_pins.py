@@ -43,3 +43,13 @@ def test_pytree_round_trips_the_nested_parameter_tuples():
 def test_the_compiling_check_and_custom_ops_exist():
     assert torch.compiler.is_compiling() is False
     assert callable(torch.library.custom_op) and hasattr(torch.library.CustomOpDef, "register_fake")
+
+
+def test_standalone_compile_and_its_saved_artifacts_exist():
+    import torch._inductor
+    from torch._inductor import CompiledArtifact
+
+    params = inspect.signature(torch._inductor.standalone_compile).parameters
+    assert list(params)[:2] == ["gm", "example_inputs"] and "dynamic_shapes" in params
+    assert {"path", "format"} <= set(inspect.signature(CompiledArtifact.save).parameters)
+    assert {"path", "format"} <= set(inspect.signature(CompiledArtifact.load).parameters)
