@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import json
 import logging
 import shutil
@@ -84,6 +85,8 @@ class Server:
     process: subprocess.Popen | None = None
     client: comfy_host.ComfyClient | None = None
     results: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    restart: bool = False  # the issue-27 run: a queue of three, then a restart and a first render from the cache
 
 
 # ---------------------------------------------------------------- set-up
@@ -150,7 +153,8 @@ def start(server: Server, base: Path, cpu: bool, log_dir: Path) -> None:
     if front_end is not None:
         cmd += ["--front-end-root", str(front_end)]
     log_file = open(log_dir / f"server-{slug(server.label)}.log", "ab")
-    server.process = subprocess.Popen(cmd, cwd=server.comfy, stdout=log_file, stderr=subprocess.STDOUT)
+    server.process = subprocess.Popen(cmd, cwd=server.comfy, stdout=log_file, stderr=subprocess.STDOUT,
+                                      env={**os.environ, **server.env})
     server.client = comfy_host.ComfyClient(f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -356,6 +360,35 @@ def drain(server: Server) -> float:
     return server.client.request("/animateflow_bench/drain", {}, timeout=600)["seconds"]
 
 
+def run_queue_and_restart(server: Server, sizes: Sizes, base: Path, cpu: bool, log_dir: Path) -> None:
+    """Issue 27's user view, with the compile cache on: three renders queued back to back on a freshly applied
+    model (node defaults: fast path auto, live preview on; no idle time, so the compiles run only where the
+    renders leave room), then a restart and the same model's first render, which should find its shapes saved."""
+    rows = server.results.setdefault("timings", {})
+    txt = latents_only(resize(load("txt2vid"), sizes.time_size, sizes.time_frames, sizes.time_steps))
+    lead = leading_pack(copy.deepcopy(txt))
+
+    def timed(label: str, graph: dict) -> None:
+        save_latents(graph, f"check/{slug(server.label)}/warm/{slug(label)}")
+        result = render(server, graph)
+        result.pop("outputs", None)
+        rows[label] = result
+        log.info("%s: %-40s wall %.2f s, %s s/step", server.label, label, result["wall"],
+                 f"{result['s_per_step']:.4f}" if result["s_per_step"] else "-")
+
+    timed("leading pack (warm-up)", reseed(copy.deepcopy(lead), 1, 4))
+    for i in range(3):
+        timed(f"leading pack, queue render {i + 1}", reseed(copy.deepcopy(lead), 101 + i))
+    for i in range(3):
+        timed(f"ours (node defaults), queue render {i + 1}", reseed(copy.deepcopy(txt), 101 + i))
+    rows["ours: compiles left after the queue, s"] = drain(server)
+    stop(server)
+    start(server, base, cpu, log_dir)
+    timed("after a restart: ours, first render", reseed(copy.deepcopy(txt), 104))
+    rows["after a restart: compiles left after the first render, s"] = drain(server)
+    timed("after a restart: ours, second render", reseed(copy.deepcopy(txt), 105))
+
+
 def reseed(graph: dict, seed: int, steps: int | None = None) -> dict:
     """Another seed (and step count) on the sampler only: ComfyUI re-runs the sampler and what follows it, while
     the nodes before it (Apply Motion Module, so its fast path and compiled shapes) stay cached."""
@@ -444,6 +477,9 @@ def agreement(servers: list[Server]) -> list[str]:
     import torch
 
     lines = ["| example | servers compared | relative difference | max abs | verdict |", "|---|---|---|---|---|"]
+    servers = [s for s in servers if s.results.get("compare") or s.timings]
+    if not servers:
+        return lines
     reference = servers[0]
     for name in COMPARED:
         key = f"{name} / motion"
@@ -539,6 +575,9 @@ def report(servers: list[Server], sizes: Sizes, about: str) -> str:
                 out.append(f"| {sv.label} | {case} | {r:.1f} | | | | | | |")
                 continue
             base = lead_long if "windows" in case else lead
+            if "queue render" in case or case.startswith("after a restart"):
+                base = (rows.get(f"leading pack, queue render {case[-1]}") or {}).get("s_per_step") \
+                    if "queue render" in case else (rows.get("leading pack, queue render 3") or {}).get("s_per_step")
             ratio = f"{r['s_per_step'] / base:.2f}×" if r.get("s_per_step") and base else ""
             sps = f"{r['s_per_step']:.4f}" if r.get("s_per_step") else ""
             out.append(f"| {sv.label} | {case} | {sps} | {ratio} | {r['wall']:.1f} | "
@@ -587,8 +626,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("server-check"))
     parser.add_argument("--servers", default="dynamic,static,old",
                         help="which servers, in order: dynamic (new host, default flags), static (new host, "
-                             "--disable-dynamic-vram), old (the oldest host); NAME:compare runs only the compared "
-                             "graphs there")
+                             "--disable-dynamic-vram), old (the oldest host), cache (new host with the compile "
+                             "cache on: a queue of three renders, a restart, a first render); NAME:compare runs only "
+                             "the compared graphs there")
     parser.add_argument("--skip", default="", help="comma-separated: examples, timings")
     parser.add_argument("--compare-size", type=int, help="frame size of the compared graphs (default 256)")
     parser.add_argument("--compare-steps", type=int, help="steps of the compared graphs (default 8)")
@@ -618,14 +658,17 @@ def main() -> int:
     install_custom_nodes(base, anchor)
     known = {"dynamic": ("0.33 dynamic VRAM", args.comfy_new, [], True),
              "static": ("0.33 --disable-dynamic-vram", args.comfy_new, ["--disable-dynamic-vram"], True),
-             "old": ("0.3.75", args.comfy_old, [], False)}
+             "old": ("0.3.75", args.comfy_old, [], False),
+             "cache": ("0.33 dynamic VRAM, compile cache on", args.comfy_new, [], False)}
     servers = []
     for spec in args.servers.split(","):
         name, _, only = spec.partition(":")
         label, comfy, flags, new = known[name]
         full = new and only != "compare"
         if comfy:
-            servers.append(Server(label, comfy, flags, full and "examples" not in skip, full and "timings" not in skip))
+            servers.append(Server(label, comfy, flags, full and "examples" not in skip, full and "timings" not in skip,
+                                  env={"ANIMATEFLOW_COMPILE_CACHE": "1"} if name == "cache" else {},
+                                  restart=name == "cache"))
     log.info("set-up done in %.0f s", time.perf_counter() - started)
     import torch
 
@@ -637,6 +680,9 @@ def main() -> int:
         try:
             start(server, base, args.smoke, args.out)
             server.results["system"] = server.client.request("/system_stats").get("system", {})
+            if server.restart:
+                run_queue_and_restart(server, sizes, base, args.smoke, args.out)
+                continue
             run_compares(server, sizes, base)
             if server.timings:
                 run_timings(server, sizes, base)
