@@ -31,8 +31,8 @@ greenlet==3.5.6 kornia==0.9.0 kornia-rs==0.2.0"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$DEST/anchors" "$work/whl" "$work/site312" "$work/trees"
-cp "$NEW" -a "$work/trees/new"
-cp "$OLD" -a "$work/trees/old"
+cp -a "$NEW" "$work/trees/new"
+cp -a "$OLD" "$work/trees/old"
 for tree in "$work"/trees/*; do
     rm -rf "$tree"/{tests,tests-unit,comfy_api_nodes,blueprints,.git,.github} "$tree"/comfy/text_encoders/*_tokenizer
     find "$tree" -name __pycache__ -prune -exec rm -rf {} +
