@@ -16,6 +16,7 @@ NEEDS = (
     Need("folder_paths:get_input_directory", "Load Video and Load Image Sequence"),
     Need("folder_paths:get_output_directory", "Video Combine"),
     Need("folder_paths:get_temp_directory", "Video Combine's previews"),
+    Need("folder_paths:get_user_directory", "the fast path's persistent compile cache"),
     Need("folder_paths:get_save_image_path", "Video Combine's file names",
          params=("filename_prefix", "output_dir", "image_width", "image_height")),
 )
@@ -53,6 +54,10 @@ def output_dir() -> str:
 
 def temp_dir() -> str:
     return folder_paths.get_temp_directory()
+
+
+def user_dir() -> str:
+    return folder_paths.get_user_directory()
 
 
 def save_path(prefix: str, directory: str, width: int = 0, height: int = 0) -> tuple[str, str, int, str, str]:

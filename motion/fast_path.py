@@ -1,23 +1,13 @@
-"""A CUDA fast path for the motion modules: the maths of `model.TemporalTransformer3D`, compiled per module shape.
+"""A CUDA fast path for the motion modules: per patched model, which input shapes run a compiled graph.
 
-Why a second path: on a GPU the eager module spends most of its time outside its FLOPs. Flash-attention kernels
-built for long sequences run 16-frame attention slowly, norms, GEGLU and residual adds are separate passes over
-the activations, and each attention moves them (b f) d c → (b d) f c and back. Here one module's transformer is
-one compiled graph: the layout changes once on entry and once on exit (the norms, projections and feed-forward act
-per token, so they run in the frame-major layout as well), q, k and v come from one GEMM, attention over at most
-MAX_FRAMES frames is a Triton kernel of ours (triton_attention.py; batched matmuls and a softmax where Triton is
-missing), and elementwise work fuses into neighbouring kernels.
+Why a second path: on a GPU the eager module spends most of its time outside its FLOPs (benchmarks/NOTES.md). The
+maths is fast_math.py (one layout change, fused q/k/v, swappable attention), the attention kernel is chosen by
+fast_kernels.py, and compile_worker.py compiles each shape on a worker thread that pauses while we sample. This file
+keeps the books: a `FastPath` (one per patched model, made by apply.py) runs the plain path for a shape until that
+shape's graph is ready, asks the worker for it the first time the shape is seen, and switches per shape when it is.
 
-Why compile in the background, and only between samplings: compiling the four shapes of an SD1.5 step takes
-~30 s with cold caches (~25 s warm), ten times a short render. A `FastPath` (one per patched model, made by apply.py)
-runs the plain path for a shape until that shape's graph is ready, compiles on a worker thread, and switches per
-shape when it is. The graph is traced with make_fx and handed to inductor directly, not through torch.compile's
-guards: a compiled graph is a plain callable for one shape, so the sampling thread never compiles and never waits.
-Measured on an H100 (benchmarks/NOTES.md), a compile thread running beside sampling made a 3.2 s render take
-7.3 s: every PyTorch op releases the interpreter lock and then waits for the compiling thread to give it back. So
-the worker pauses at its next Python call whenever one of our models samples (`SAMPLING`, entered by an
-OUTER_SAMPLE wrapper), for at most PAUSE_LIMIT_S per sampling: a render never waits on a compile, and one longer
-than that compiles alongside and gains for the rest of it.
+With the compile cache turned on (compile_cache.py), a shape compiled in an earlier session loads from ComfyUI's
+user folder instead of compiling.
 
 The plain path (model.py, ComfyUI's attention) stays the reference and what runs on CPU, under an outer
 torch.compile, for a shape whose compile failed, and while a shape compiles; each reason is said once.
@@ -28,17 +18,18 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
-import sys
 import threading
 import time
 from typing import Callable
 
-import comfy.ops
 import torch
-import torch.nn.functional as F
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from .model import TemporalTransformer3D, VanillaTemporalModule
+from ..host import models as host_models
+from . import compile_cache, compile_worker
+from .fast_kernels import attention_kernel
+from .fast_math import gather_params, transformer_math
+from .model import VanillaTemporalModule
 
 log = logging.getLogger(__name__)
 
@@ -48,215 +39,9 @@ _FAST_DTYPES = (torch.float16, torch.bfloat16)
 # A compile's trial run allocates about this many times the input (the GEGLU hidden layer is 8 channels per
 # channel); it runs only where that much is free, so the first render never runs out of memory for it.
 _TRIAL_RUN_MEMORY = 16
-PAUSE_LIMIT_S = 60.0
-
-
-def short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """Softmax attention over a few frames as batched matmuls: (sequences, frames, heads·dim) in and out.
-
-    Scores are only frames × frames per head, so the whole thing is a handful of small GEMMs and one fused
-    softmax, where long-sequence kernels (flash, memory-efficient) spend most of their time on tiling overhead.
-    Softmax runs in float32 like those kernels' accumulators.
-    """
-    sequences, frames, inner = q.shape
-    dim = inner // heads
-    q, k, v = (t.view(sequences, frames, heads, dim).transpose(1, 2) for t in (q, k, v))
-    scores = (q @ k.transpose(-1, -2)) * dim ** -0.5
-    weights = scores.float().softmax(dim=-1).to(v.dtype)
-    return (weights @ v).transpose(1, 2).reshape(sequences, frames, inner)
-
-
-def transformer_math(x: torch.Tensor, frames: int, scale: float | torch.Tensor, heads: int, params: tuple,
-                     attention=short_attention) -> torch.Tensor:
-    """TemporalTransformer3D's forward (scale and residual included) on plain tensors, in the (b d) f c layout.
-
-    params = (group_norm, proj_in, blocks, proj_out) as built by `gather_params`; `scale` is a number or a tensor
-    that broadcasts over (b·f, C, h, w) (Motion Scale Schedule's per-frame, per-region scales); `attention` is
-    swappable so the benchmark can measure other kernels.
-    """
-    (gn_weight, gn_bias, groups, gn_eps), proj_in, blocks, proj_out = params
-    bf, c, h, w = x.shape
-    videos, tokens = bf // frames, h * w
-    y = F.group_norm(x, groups, gn_weight, gn_bias, gn_eps)
-    y = y.view(videos, frames, c, tokens).permute(0, 3, 1, 2).reshape(videos * tokens, frames, c)  # -> (b d) f c
-    y = F.linear(y, *proj_in)
-    for attentions, ((ff_weight, ff_bias, ff_eps), ff_in, ff_out) in blocks:
-        for (ln_weight, ln_bias, ln_eps), pe, to_q, to_k, to_v, to_out in attentions:
-            n = F.layer_norm(y, (c,), ln_weight, ln_bias, ln_eps) + pe[:frames].to(y.dtype)
-            q, k, v = F.linear(n, torch.cat((to_q, to_k, to_v))).split(c, dim=-1)  # one GEMM for the three
-            y = F.linear(attention(q, k, v, heads), *to_out) + y
-        n = F.layer_norm(y, (c,), ff_weight, ff_bias, ff_eps)
-        a, gate = F.linear(n, *ff_in).chunk(2, dim=-1)
-        y = F.linear(a * F.gelu(gate), *ff_out) + y
-    y = F.linear(y, *proj_out)
-    y = y.view(videos, tokens, frames, c).permute(0, 2, 3, 1).reshape(bf, c, h, w)  # -> (b f) c h w
-    return y * scale + x
-
-
-def _weights(layer: torch.nn.Module, x: torch.Tensor) -> tuple:
-    """The layer's weight and bias as the plain path would use them: as stored when they already sit on x's device
-    in x's dtype with no patches pending, else through ComfyUI's cast (device move, dtype, LoRA/lowvram patches)."""
-    weight, bias = layer.weight, layer.bias
-    if (layer.weight_function or layer.bias_function or weight.device != x.device or weight.dtype != x.dtype
-            or (bias is not None and (bias.device != x.device or bias.dtype != x.dtype))):
-        return comfy.ops.cast_bias_weight(layer, x)
-    return weight, bias
-
-
-def gather_params(transformer: TemporalTransformer3D, x: torch.Tensor) -> tuple:
-    """The transformer's tensors in the nested-tuple form `transformer_math` reads."""
-    def norm(layer):
-        return (*_weights(layer, x), layer.eps)
-
-    blocks = []
-    for block in transformer.transformer_blocks:
-        attentions = tuple(
-            (norm(ln), a.pos_encoder.pe[0].to(x.device), _weights(a.to_q, x)[0], _weights(a.to_k, x)[0],
-             _weights(a.to_v, x)[0], _weights(a.to_out[0], x))
-            for a, ln in zip(block.attention_blocks, block.norms))
-        feed_forward = (norm(block.ff_norm), _weights(block.ff.net[0].proj, x), _weights(block.ff.net[2], x))
-        blocks.append((attentions, feed_forward))
-    gn = transformer.norm
-    return ((*_weights(gn, x), gn.num_groups, gn.eps), _weights(transformer.proj_in, x), tuple(blocks),
-            _weights(transformer.proj_out, x))
-
-
-# Whether the Triton kernel builds and is right is a fact about a device, found once per process.
-_attention_by_device: dict[str, Callable] = {}
-_attention_lock = threading.Lock()
-
-
-def attention_kernel(device: torch.device | str = "cuda") -> Callable:
-    """The Triton short-sequence kernel once it has run and matched `short_attention` on this device; else
-    `short_attention` itself (not CUDA, no Triton, or a kernel that fails to build), said once in the log."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return short_attention
-    name = str(device)
-    with _attention_lock:
-        if name not in _attention_by_device:
-            _attention_by_device[name] = _probe_triton_attention(device)
-        return _attention_by_device[name]
-
-
-def _probe_triton_attention(device: torch.device) -> Callable:
-    try:
-        from . import triton_attention
-
-        q, k, v = torch.randn(3, 64, 16, 320, device=device, dtype=torch.float16)
-        expected = short_attention(q, k, v, 8)
-        error = ((triton_attention.attention(q, k, v, 8) - expected).norm() / expected.norm()).item()
-        if error < 1e-2:
-            return triton_attention.attention
-        log.warning("AnimateFlow motion modules: the Triton attention kernel is off on %s (relative error %.1e); "
-                    "using batched matmuls.", device, error)
-    except Exception as error:  # no Triton, or a kernel that does not build here
-        log.warning("AnimateFlow motion modules: the Triton attention kernel is unavailable on %s (%s: %s); using "
-                    "batched matmuls.", device, type(error).__name__, str(error).splitlines()[0][:200] if str(error)
-                    else "")
-    return short_attention
-
-
-def compile_graph(fn: Callable, example_inputs: list[torch.Tensor]) -> Callable:
-    """`fn` traced for these inputs' shapes (make_fx on fake tensors) and compiled by inductor: a callable that
-    takes tensors of exactly those shapes and strides. No dynamo guards, so calling it never compiles."""
-    from torch.fx.experimental.proxy_tensor import make_fx
-
-    graph = make_fx(fn, tracing_mode="fake")(*example_inputs)
-    return torch._inductor.compile(graph, list(example_inputs))
-
-
-class SamplingGate:
-    """Whether any of our models is sampling, and the compile worker's pause while one is.
-
-    The worker traces its own Python calls (sys.settrace is per thread) and waits at the next one while a sampling
-    runs, so it holds no interpreter time then. It never pauses where a lock others may need could be held: inside
-    logging, imports or threading code. A pause ends when the samplings end or when the current one has run
-    PAUSE_LIMIT_S, which also bounds any stall a paused worker could cause.
-    """
-
-    _UNSAFE = ("logging", "importlib", "threading", "queue", "concurrent", "multiprocessing", "subprocess")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running = 0
-        self._started = 0.0
-        self._idle = threading.Event()
-        self._idle.set()
-
-    @contextlib.contextmanager
-    def sampling(self):
-        with self._lock:
-            self._running += 1
-            if self._running == 1:
-                self._started = time.monotonic()
-                self._idle.clear()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._running -= 1
-                if self._running == 0:
-                    self._idle.set()
-
-    def _hold_back(self) -> float:
-        """Seconds a compile should still wait; 0 when it may run."""
-        if self._idle.is_set():
-            return 0.0
-        return max(0.0, self._started + PAUSE_LIMIT_S - time.monotonic())
-
-    def trace(self, frame, event: str, arg):
-        if event == "call" and not self._idle.is_set() and self._hold_back() > 0 and self._safe_to_pause(frame):
-            sys.settrace(None)  # no tracing, and none of its cost to other threads, while paused
-            try:
-                while (left := self._hold_back()) > 0:
-                    self._idle.wait(left)
-            finally:
-                sys.settrace(self.trace)
-        return None
-
-    def _safe_to_pause(self, frame) -> bool:
-        while frame is not None and frame.f_code is not _gated_code:
-            if frame.f_globals.get("__name__", "").split(".")[0] in self._UNSAFE:
-                return False
-            frame = frame.f_back
-        return True
-
-    def run(self, fn: Callable, *args):
-        """`fn(*args)` on this thread with its Python calls gated."""
-        sys.settrace(self.trace)
-        try:
-            return _gated(fn, *args)
-        finally:
-            sys.settrace(None)
-
-
-def _gated(fn: Callable, *args):
-    return fn(*args)
-
-
-_gated_code = _gated.__code__
-SAMPLING = SamplingGate()
-
-
-def while_sampling(executor, *args, **kwargs):
-    """OUTER_SAMPLE wrapper of every patched model: compiles wait while it samples."""
-    with SAMPLING.sampling():
-        return executor(*args, **kwargs)
-
-
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _compile_executor() -> concurrent.futures.ThreadPoolExecutor:
-    """One worker thread for every FastPath's compiles, so two patched models never compile at once and halve the
-    sampling thread's share of the interpreter."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="animateflow-compile")
-        return _executor
+# The compile's example inputs are drawn from a generator of their own: the worker must never draw from the
+# global CUDA generator, whose stream seeds what samples on the main thread.
+_EXAMPLE_SEED = 0
 
 
 class _ModelMoved(Exception):
@@ -279,16 +64,18 @@ class FastPath:
     """The fast path of one patched model: which shapes are compiled, compiling or failed, and what was said.
 
     Shared by every clone of that model (ComfyUI deep-copies model options on clone; a copy returns this object), so
-    a compiled shape serves all of them. `compiler` and `device_types` exist for tests: the CPU suite drives the
-    same logic with a stand-in compiler.
+    a compiled shape serves all of them. `cache` is where compiled graphs outlive the process: "default" is
+    compile_cache.default_cache() (off unless turned on), None none. `compiler` and `device_types` exist for tests:
+    the CPU suite drives the same logic with a stand-in compiler.
     """
 
-    def __init__(self, mode: str = "auto", *, compiler: Callable = compile_graph,
-                 device_types: tuple[str, ...] = ("cuda",)):
+    def __init__(self, mode: str = "auto", *, compiler: Callable | None = None,
+                 device_types: tuple[str, ...] = ("cuda",), cache: compile_cache.CompileCache | None | str = "default"):
         if mode not in MODES:
             raise ValueError(f"unknown fast path mode {mode!r}; choose one of {MODES}")
         self.mode = mode
         self._compiler = compiler
+        self._cache = cache
         self._device_types = device_types
         self._lock = threading.RLock()
         self._ready: dict[tuple, Callable] = {}
@@ -350,7 +137,7 @@ class FastPath:
                  tuple(scale.shape) if isinstance(scale, torch.Tensor) else ())
         if shape in self._waiting:
             return layer(x, frames, scale)
-        comfy.ops.run_every_op()
+        host_models.run_every_op()
         transformer = layer.temporal_transformer
         heads = transformer.transformer_blocks[0].attention_blocks[0].heads
         leaves, spec = tree_flatten(gather_params(transformer, x))
@@ -393,9 +180,8 @@ class FastPath:
                                     "the background; each shape runs the plain path until its graph is ready.")
             example = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device)
             example_scale = torch.empty_strided(scale.shape, scale.stride(), dtype=scale.dtype, device=scale.device)
-            self._pending[key] = _compile_executor().submit(SAMPLING.run, self._compile, key, shape, example,
-                                                            example_scale, frames, heads, spec, leaves,
-                                                            torch.is_inference_mode_enabled())
+            self._pending[key] = compile_worker.submit(self._compile, key, shape, example, example_scale, frames,
+                                                       heads, spec, leaves, torch.is_inference_mode_enabled())
 
     def _compile(self, key: tuple, shape: tuple, x: torch.Tensor, scale: torch.Tensor, frames: int, heads: int, spec,
                  leaves: list, inference: bool) -> None:
@@ -404,6 +190,7 @@ class FastPath:
         (ComfyUI samples under inference mode, whose tensors nothing outside it may update) is set again here."""
         tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
         slots = [isinstance(leaf, torch.Tensor) for leaf in leaves]
+        started, paused = time.monotonic(), compile_worker.SAMPLING.paused_seconds()
         try:
             if _moved(tensors, x):
                 raise _ModelMoved
@@ -418,9 +205,18 @@ class FastPath:
                                             spec)
                     return transformer_math(x_, frames, scale_, heads, params, attention)
 
-                x.normal_()
+                x.normal_(generator=torch.Generator(device=x.device).manual_seed(_EXAMPLE_SEED))
                 scale.fill_(1.0)
-                compiled = self._compiler(flat_math, [x, scale, *tensors])
+                cache = compile_cache.default_cache() if isinstance(self._cache, str) else self._cache
+                kernel = f"{attention.__module__}.{attention.__name__}"
+                entry = None if cache is None else cache.entry(x.device, (key, kernel))
+                compiled = None if entry is None else cache.load(entry)
+                if compiled is None:
+                    compiler = self._compiler or (compile_worker.compile_graph if cache is None
+                                                  else compile_worker.compile_portable)
+                    compiled = compiler(flat_math, [x, scale, *tensors])
+                    if entry is not None:
+                        cache.store(entry, compiled)
                 if _moved(tensors, x):
                     raise _ModelMoved
                 if x.device.type != "cuda" or torch.cuda.mem_get_info(x.device)[0] > _TRIAL_RUN_MEMORY * x.nbytes:
@@ -430,6 +226,12 @@ class FastPath:
             with self._lock:
                 self._ready[key] = compiled
                 self._waiting.discard(shape)
+                left = len(self._pending) - 1
+            waited = compile_worker.SAMPLING.paused_seconds() - paused
+            log.info("AnimateFlow motion modules: fast path ready for %s after %.1f s of compiling%s; %s.",
+                     _describe(x, frames), time.monotonic() - started - waited,
+                     f" (and {waited:.1f} s paused while sampling)" if waited >= 0.1 else "",
+                     f"{left} more shape(s) of this model compiling" if left else "no more shapes compiling")
         except Exception as error:  # no Triton, no C compiler, an inductor bug: this shape stays on the plain path
             if isinstance(error, _ModelMoved) or _moved(tensors, x):
                 # ComfyUI moved the model off the device while this shape waited (it offloads models between

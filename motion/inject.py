@@ -18,7 +18,7 @@ import torch
 from ..host import wrappers
 from ..host import transformer_options as keys
 from ..host.models import Downsample, ResBlock, SpatialTransformer, Upsample
-from . import fast_path
+from . import compile_worker, fast_path
 from .errors import MotionApplyError
 from .model import MotionModel, VanillaTemporalModule
 from .scale_schedule import LayerScales
@@ -167,7 +167,7 @@ def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_s
     model_patcher.set_injections(KEY, [_injection(points)])
     model_patcher.set_model_forward_timestep_embed_patch(
         (VanillaTemporalModule, functools.partial(_motion_layer_handler, scales, watch, fast)))
-    wrappers.add(model_patcher, wrappers.OUTER_SAMPLE, KEY, fast_path.while_sampling)
+    wrappers.add(model_patcher, wrappers.OUTER_SAMPLE, KEY, compile_worker.while_sampling)
 
 
 def fast_path_of(model_patcher) -> fast_path.FastPath | None:

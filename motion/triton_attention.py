@@ -1,4 +1,4 @@
-"""Short-sequence attention as one Triton kernel, for the CUDA fast path (fast_path.py) only.
+"""Short-sequence attention as one Triton kernel, for the CUDA fast path only (fast_kernels.py picks it).
 
 Why: temporal attention runs over ≤ 32 frames but across tens of thousands of sequences (every pixel of every
 video) and 8 heads. Batched matmuls need the heads moved next to the batch (a copy of q, k, v and the output) and
@@ -42,7 +42,7 @@ def _short_attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, q_rows, q_frames, k_rows
 
 @torch.library.custom_op("animateflow::short_attention", mutates_args=())
 def short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """(sequences, frames, heads·dim) in and out, like fast_path.short_attention; the last dimension must be dense."""
+    """(sequences, frames, heads·dim) in and out, like fast_math.short_attention; the last dimension must be dense."""
     sequences, frames, inner = q.shape
     dim = inner // heads
     out = torch.empty(sequences, frames, inner, device=q.device, dtype=q.dtype)

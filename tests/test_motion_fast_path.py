@@ -24,6 +24,8 @@ inject = pack_module("motion.inject")
 apply = pack_module("nodes.motion_apply")
 errors = pack_module("motion.errors")
 fast_path = pack_module("motion.fast_path")
+fast_math = pack_module("motion.fast_math")
+compile_worker = pack_module("motion.compile_worker")
 
 
 def small_motion():
@@ -62,9 +64,9 @@ def test_fast_maths_matches_the_plain_module():
         heads = transformer.transformer_blocks[0].attention_blocks[0].heads
         with torch.no_grad():
             plain = module(x, frames, 0.7)
-            params = fast_path.gather_params(transformer, x)
-            fast = fast_path.transformer_math(x, frames, 0.7, heads, params)
-            per_frame = fast_path.transformer_math(x, frames, torch.full((2 * frames, 1, 1, 1), 0.7), heads, params)
+            params = fast_math.gather_params(transformer, x)
+            fast = fast_math.transformer_math(x, frames, 0.7, heads, params)
+            per_frame = fast_math.transformer_math(x, frames, torch.full((2 * frames, 1, 1, 1), 0.7), heads, params)
         assert fast.shape == plain.shape and torch.isfinite(fast).all()
         assert rel(fast - x, plain - x) < 1e-5, module.channels
         assert rel(per_frame - x, plain - x) < 1e-5, module.channels
@@ -80,9 +82,9 @@ def test_per_frame_scale_scales_each_frame():
     heads = transformer.transformer_blocks[0].attention_blocks[0].heads
     scales = torch.tensor([0.0, 0.5, 1.0, 2.0])
     with torch.no_grad():
-        params = fast_path.gather_params(transformer, x)
-        delta = fast_path.transformer_math(x, frames, 1.0, heads, params) - x
-        scaled = fast_path.transformer_math(x, frames, scales.repeat(2).view(-1, 1, 1, 1), heads, params) - x
+        params = fast_math.gather_params(transformer, x)
+        delta = fast_math.transformer_math(x, frames, 1.0, heads, params) - x
+        scaled = fast_math.transformer_math(x, frames, scales.repeat(2).view(-1, 1, 1, 1), heads, params) - x
     expected = delta.view(2, frames, -1) * scales.view(1, frames, 1)
     assert torch.allclose(scaled.view(2, frames, -1), expected, atol=1e-6)
 
@@ -206,15 +208,15 @@ def test_compiles_wait_while_one_of_our_models_samples(monkeypatch):
     fast = cpu_fast_path(compiler)
     x = torch.randn(8, layer.channels, 3, 4, generator=torch.Generator().manual_seed(6)).bfloat16()
     with torch.no_grad():
-        with fast_path.SAMPLING.sampling():
+        with compile_worker.SAMPLING.sampling():
             fast.forward(layer, x, 4)
             assert not fast.wait(timeout=1.0), "the compile must not run while the model samples"
             assert compiler.compiled == [] and fast.summary()["pending"] == 1
         assert fast.wait(timeout=60) and compiler.compiled == [(8, layer.channels, 3, 4)]
 
-        monkeypatch.setattr(fast_path, "PAUSE_LIMIT_S", 0.5)
+        monkeypatch.setattr(compile_worker, "PAUSE_LIMIT_S", 0.5)
         other = torch.randn(8, layer.channels, 3, 5, generator=torch.Generator().manual_seed(7)).bfloat16()
-        with fast_path.SAMPLING.sampling():
+        with compile_worker.SAMPLING.sampling():
             fast.forward(layer, other, 4)
             assert fast.wait(timeout=60), "a sampling longer than PAUSE_LIMIT_S lets the compile run"
     assert len(compiler.compiled) == 2
@@ -224,14 +226,14 @@ def test_the_sampling_wrapper_marks_sampling_and_is_registered():
     seen = []
 
     def executor(*args, **kwargs):
-        seen.append(fast_path.SAMPLING._hold_back() > 0)
+        seen.append(compile_worker.SAMPLING._hold_back() > 0)
         return "sampled"
 
-    assert fast_path.while_sampling(executor, 1, k=2) == "sampled" and seen == [True]
-    assert fast_path.SAMPLING._hold_back() == 0
+    assert compile_worker.while_sampling(executor, 1, k=2) == "sampled" and seen == [True]
+    assert compile_worker.SAMPLING._hold_back() == 0
     patched = apply.apply_motion_module(small_sd15_model(), small_motion(), beta_schedule="sd")
     wrappers = patched.wrappers[comfy.patcher_extension.WrappersMP.OUTER_SAMPLE][inject.KEY]
-    assert fast_path.while_sampling in wrappers
+    assert compile_worker.while_sampling in wrappers
 
 
 def test_each_applied_model_has_its_own_fast_path_shared_by_its_clones():
@@ -284,3 +286,30 @@ def test_a_model_moved_off_the_device_before_its_compile_is_asked_again_not_fail
         assert fast.wait(timeout=60)
         assert fast.summary() == {"ready": 1, "pending": 0, "failed": 0}
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_compile_draws_nothing_from_the_global_generator():
+    """The worker's example input is random, but from a generator of its own: a draw from the global one (CUDA's,
+    on a GPU) would move the seed stream of whatever samples on the main thread."""
+    layer = bf16_layer()
+    fast = cpu_fast_path(StandInCompiler())
+    x = torch.randn(8, layer.channels, 3, 4, generator=torch.Generator().manual_seed(8)).bfloat16()
+    before = torch.get_rng_state()
+    with torch.no_grad():
+        fast.forward(layer, x, 4)
+        assert fast.wait(timeout=60) and fast.summary()["ready"] == 1
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_each_compiled_shape_is_said_with_its_compile_time(caplog):
+    """The user sees in the log which shape became fast and what its compile cost, without the time it waited."""
+    layer = bf16_layer()
+    fast = cpu_fast_path(StandInCompiler())
+    x = torch.randn(8, layer.channels, 3, 4, generator=torch.Generator().manual_seed(9)).bfloat16()
+    with torch.no_grad(), caplog.at_level(logging.INFO, logger=fast_path.__name__):
+        fast.forward(layer, x, 4)
+        assert fast.wait(timeout=60)
+    ready = [r.getMessage() for r in caplog.records if "fast path ready" in r.getMessage()]
+    assert len(ready) == 1
+    assert f"4 frames × {tuple(x.shape)} bfloat16" in ready[0] and " s of compiling" in ready[0]
+    assert "no more shapes compiling" in ready[0]
