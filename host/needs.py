@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +21,15 @@ class HostFeatureMissing(RuntimeError):
 class Need:
     """One host internal: `target` is "module:attribute.path" (or "module" alone), `feature` what of ours needs
     it, in a user's words; `params` are parameter names its signature must have; `optional` needs are of features
-    with a fallback that says for itself when it is missing (the start-up check leaves them out)."""
+    with a fallback that says for itself when it is missing (the start-up check leaves them out); `when_loaded`
+    needs are checked only where the host has loaded their module (the server's, absent when the pack runs
+    in-process, where those features do nothing)."""
 
     target: str
     feature: str
     params: tuple[str, ...] = ()
     optional: bool = False
+    when_loaded: bool = False
 
     def find(self) -> Any:
         """The internal itself; raises LookupError saying what is missing."""
@@ -49,7 +53,9 @@ class Need:
         return found
 
     def problem(self) -> str | None:
-        """What is missing, or None when the host has it."""
+        """What is missing, or None when the host has it (or, for `when_loaded`, has not loaded its module)."""
+        if self.when_loaded and self.target.partition(":")[0] not in sys.modules:
+            return None
         try:
             self.find()
         except LookupError as e:

@@ -13,9 +13,11 @@ from .needs import Need
 
 NEEDS = (
     Need("server:PromptServer.send_progress_text", "warnings shown on the Apply Motion Module node",
-         params=("text", "node_id", "sid")),
-    Need("server:PromptServer.send_sync", "the live animated preview while sampling", params=("event", "data", "sid")),
-    Need("server:PromptServer.add_on_prompt_handler", "the warning about a motion module no sampler uses"),
+         params=("text", "node_id", "sid"), when_loaded=True),
+    Need("server:PromptServer.send_sync", "the live animated preview while sampling", params=("event", "data", "sid"),
+         when_loaded=True),
+    Need("server:PromptServer.add_on_prompt_handler", "the warning about a motion module no sampler uses",
+         when_loaded=True),
     Need("nodes:NODE_CLASS_MAPPINGS", "the warning about a motion module no sampler uses"),
     Need("latent_preview:get_previewer", "the live animated preview while sampling", params=("device", "latent_format")),
     Need("latent_preview:Latent2RGBPreviewer", "the live animated preview while sampling"),

@@ -48,6 +48,17 @@ def test_a_changed_signature_and_a_missing_module_are_named_too():
         "AnimateFlow on ComfyUI 0.99.0: no module comfy.no_such_module, so another pin feature will not work."]
 
 
+def test_server_internals_are_checked_where_the_server_runs(server, base_dir):
+    """In-process the server's module is not loaded (on 0.3.75 it cannot even be imported there), so its needs are
+    checked only where it is: the real server checked them at start-up and logged no line."""
+    unloaded = needs.Need("animateflow_never_loaded:Thing", "a pin feature", when_loaded=True)
+    assert unloaded.problem() is None
+    assert needs.Need("animateflow_never_loaded:Thing", "a pin feature").problem() == \
+        "no module animateflow_never_loaded"
+    log = (base_dir / "server.log").read_text(errors="replace").rsplit("Total VRAM", 1)[-1]  # this server's start
+    assert "AnimateFlow on ComfyUI" not in log and "could not check" not in log, "the server logged a missing internal"
+
+
 def test_a_host_outside_the_range_is_warned_about_not_refused():
     newer = self_check.range_problem("0.40.2")
     assert "newer" in newer and self_check.NEWEST_TESTED in newer
