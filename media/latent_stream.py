@@ -120,14 +120,12 @@ class DecodedFrames:
 
 
 def combine_source(images, latents, vae, node: str = "Video Combine", progress: Progress | None = None):
-    """What Video Combine writes: the IMAGE batch, or the latents decoded on demand; exactly one must be given."""
-    if images is not None and latents is not None:
-        raise ValueError(f"{node}: both images and latents are connected; connect one of them (latents together "
-                         f"with a vae)")
+    """What Video Combine writes: the IMAGE batch, or the latents decoded on demand (the node has made sure that
+    not both are given)."""
     if images is not None:
         return images
     if latents is None:
-        raise ValueError(f"{node}: nothing to save: connect images, or latents together with a vae")
+        raise ValueError(f"{node}: nothing to save: connect images, or latents together with a vae, or a video")
     if not isinstance(latents, dict) or "samples" not in latents:
         raise ValueError(f"{node}: latents is not a LATENT (a dict with 'samples')")
     return DecodedFrames(vae, latents["samples"], node, progress)
