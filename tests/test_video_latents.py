@@ -59,7 +59,7 @@ def clip():
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Three frames per VAE call, so a few frames cross every chunk boundary case."""
-    monkeypatch.setattr(latent_stream, "CHUNK_FRAMES", 3)
+    monkeypatch.setattr(latent_stream.frames, "CHUNK_FRAMES", 3)
 
 
 @pytest.fixture
