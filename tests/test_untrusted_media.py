@@ -24,6 +24,7 @@ from PIL import Image
 from scripts.comfy_host import PromptFailed
 
 read_errors = pack_module("media.read_errors")
+paths = pack_module("media.paths")
 INPUT = BASE_DIR / "input"
 OPTIONS = dict(frame_load_cap=0, skip_first_frames=0, select_every_nth=1, force_rate=0.0, custom_width=0,
                custom_height=0)
@@ -34,7 +35,7 @@ def latin1_gif(path: Path, frames: int = 3) -> Path:
     """An animated GIF with a Latin-1 comment, as old tools (and Pillow's test image hopper.gif) have."""
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (16, 24, 3), np.uint8)) for _ in range(frames)]
-    images[0].save(path, save_all=True, append_images=images[1:], comment=LATIN_1, duration=125, loop=0)
+    images[0].save(path, save_all=True, append_images=images[1:], comment=LATIN_1, duration=100, loop=0)
     return path
 
 
@@ -48,20 +49,20 @@ def latin1_mp4(path: Path) -> Path:
 
 
 @pytest.fixture
-def folder():
-    path = INPUT / f"animateflow-untrusted-{uuid.uuid4().hex[:8]}"
-    path.mkdir(parents=True)
-    yield path
-    shutil.rmtree(path)
+def folder(tmp_path, monkeypatch):
+    """A folder outside the input folder that the server operator allows (the in-process host reads the env)."""
+    monkeypatch.setenv(paths.ALLOW_ENV, str(tmp_path))
+    return tmp_path
 
 
 def test_non_utf8_tags_load(folder):
-    for path, frames in ((latin1_gif(folder / "hopper-like.gif"), 3), (latin1_mp4(folder / "latin1.mp4"), 4)):
+    files = ((latin1_gif(folder / "hopper-like.gif"), 3, 10.0), (latin1_mp4(folder / "latin1.mp4"), 4, 8.0))
+    for path, frames, rate in files:
         with pytest.raises(UnicodeDecodeError):
             av.open(str(path)).close()  # plain PyAV: the file is the failing kind
         images, count, fps, _, _, video = call_node("AnimateFlow_LoadVideoPath",
-                                                    video_path=f"{folder.name}/{path.name}", **OPTIONS)
-        assert count == frames and images.shape[0] == frames and fps == pytest.approx(8.0)
+                                                    video_path=str(path), **OPTIONS)
+        assert count == frames and images.shape[0] == frames and fps == pytest.approx(rate)
         assert video.get_components().images.shape == images.shape
 
 
@@ -89,7 +90,7 @@ def test_broken_videos_and_images_always_give_our_error(folder):
         name = f"m{index}.{('mp4', 'gif', 'webm')[index % 3]}"
         (folder / name).write_bytes(data)
         try:
-            call_node("AnimateFlow_LoadVideoPath", video_path=f"{folder.name}/{name}", **OPTIONS)
+            call_node("AnimateFlow_LoadVideoPath", video_path=str(folder / name), **OPTIONS)
             outcomes["loaded"] += 1
         except read_errors.MediaReadError as err:
             assert str(err).startswith("Load Video (Path): ") and name in str(err), err
@@ -103,28 +104,34 @@ def test_broken_videos_and_images_always_give_our_error(folder):
     for index, data in enumerate(mutations(2, [png], 25)):
         (frames / "f2.png").write_bytes(data)
         try:
-            call_node("AnimateFlow_LoadImageSequence", folder=f"{folder.name}/frames")
+            call_node("AnimateFlow_LoadImageSequence", folder=str(frames))
         except read_errors.MediaReadError as err:
             assert str(err).startswith("Load Image Sequence: folder: ") and "f2.png" in str(err), (index, err)
 
 
-def test_prompt_api_non_utf8_and_broken_files(server, folder):
+def test_prompt_api_non_utf8_and_broken_files(server):
     """Through the server: both non-UTF-8 files load; a broken file fails with our error type and message; the
     same server then runs the next prompt."""
-    gif, mp4 = latin1_gif(folder / "hopper-like.gif"), latin1_mp4(folder / "latin1.mp4")
-    (folder / "broken.mp4").write_bytes(mp4.read_bytes()[:700])
+    folder = INPUT / f"animateflow-untrusted-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    try:
+        gif, mp4 = latin1_gif(folder / "hopper-like.gif"), latin1_mp4(folder / "latin1.mp4")
+        (folder / "broken.mp4").write_bytes(mp4.read_bytes()[:700])
 
-    def load(name: str) -> dict:
-        return {"1": {"class_type": "AnimateFlow_LoadVideoPath",
-                      "inputs": {"video_path": f"{folder.name}/{name}", **OPTIONS}},
-                "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+        def load(name: str) -> dict:
+            return {"1": {"class_type": "AnimateFlow_LoadVideoPath",
+                          "inputs": {"video_path": f"{folder.name}/{name}", **OPTIONS}},
+                    "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
 
-    assert len(server.run(load(gif.name))["outputs"]["2"]["images"]) == 3
-    assert len(server.run(load(mp4.name))["outputs"]["2"]["images"]) == 4
-    with pytest.raises(PromptFailed) as failed:
-        server.run(load("broken.mp4"))
-    error = failed.value.errors[0]
-    assert error["exception_type"].endswith("MediaReadError"), error
-    assert error["exception_message"].startswith("Load Video (Path): ") and "broken.mp4" in error["exception_message"]
-    shutil.copy(gif, folder / "again.gif")
-    assert len(server.run(load("again.gif"))["outputs"]["2"]["images"]) == 3
+        assert len(server.run(load(gif.name))["outputs"]["2"]["images"]) == 3
+        assert len(server.run(load(mp4.name))["outputs"]["2"]["images"]) == 4
+        with pytest.raises(PromptFailed) as failed:
+            server.run(load("broken.mp4"))
+        error = failed.value.errors[0]
+        assert error["exception_type"].endswith("MediaReadError"), error
+        message = error["exception_message"]
+        assert message.startswith("Load Video (Path): ") and "broken.mp4" in message, message
+        shutil.copy(gif, folder / "again.gif")
+        assert len(server.run(load("again.gif"))["outputs"]["2"]["images"]) == 3
+    finally:
+        shutil.rmtree(folder)
