@@ -99,11 +99,15 @@ def _core_frames(video) -> VideoFrames:
 
 def _whole_file(video) -> str | None:
     """The path of a VIDEO that is a whole file on disk (core Load Video's), untrimmed; else None."""
-    source = video.get_stream_source() if callable(getattr(video, "get_stream_source", None)) else None
-    window = getattr(video, "get_active_trim_window", None)
-    if not isinstance(source, str) or (callable(window) and tuple(window()) != (0.0, 0.0)):
+    if not isinstance(video, InputImpl.VideoFromFile):
         return None
-    return source
+    source = video.get_stream_source()
+    window = getattr(video, "get_active_trim_window", None)
+    try:
+        untrimmed = not callable(window) or tuple(window()) == (0.0, 0.0)
+    except Exception:  # noqa: BLE001 - a negative start makes core read the file's duration, which can fail alike
+        return None
+    return source if isinstance(source, str) and untrimmed else None
 
 
 def video_from_frames(images: torch.Tensor, fps: float, audio: dict | None, bit_depth: int = 8):
