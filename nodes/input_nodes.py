@@ -72,7 +72,8 @@ def _video_outputs() -> list[io.Output]:
         io.Latent.Output("latents", display_name="latents",
                          tooltip="With a vae connected: the frames as latents, for KSampler or Video Combine's "
                                  "latents input."),
-        io.Video.Output("video", display_name="video",
+        # Its id differs from Load Video's `video` input: hosts before 0.33 refuse an id used for both.
+        io.Video.Output("loaded_video", display_name="video",
                         tooltip="The loaded frames, audio and fps as a VIDEO for ComfyUI's video nodes (Save Video, "
                                 "Get Video Components); it keeps the source's bit depth. With a vae connected: not "
                                 "produced."),

@@ -105,7 +105,8 @@ class VideoCombine(io.ComfyNode):
                                         "chunk at a time while the files are written, so a long video never sits "
                                         "in memory as images. Each format written decodes once more."),
                 io.Vae.Input("vae", optional=True, tooltip="The VAE that decodes latents (the checkpoint's)."),
-                io.Video.Input("video", optional=True,
+                # Its id differs from the `video` output: hosts before 0.33 refuse an id used for both.
+                io.Video.Input("input_video", display_name="video", optional=True,
                                tooltip="Instead of images: a VIDEO from ComfyUI's video nodes (Load Video, Create "
                                        "Video). Its own frame rate, audio and alpha are used (fps is ignored; a "
                                        "connected audio or mask wins). HDR videos are refused: these files are SDR."),
@@ -133,13 +134,13 @@ class VideoCombine(io.ComfyNode):
                 gif_dither: str = "floyd_steinberg", gif_optimize: bool = True, gifsicle_optimize: int = 0,
                 gifsicle_lossy: int = 0, crf: int = 19, preset: str = "medium", extra_format: str = "none",
                 bit_depth: str = "8", extra_crf: int = -1, webp_quality: int = 90, preview_only: bool = False,
-                audio=None, mask=None, latents=None, vae=None, video=None) -> io.NodeOutput:
+                audio=None, mask=None, latents=None, vae=None, input_video=None) -> io.NodeOutput:
         require_finite(cls, fps=fps)
-        _require_one_source(images=images, latents=latents, video=video)
+        _require_one_source(images=images, latents=latents, video=input_video)
         notes = []
-        if video is not None:
+        if input_video is not None:
             try:
-                given = core_video.frames_of(video)
+                given = core_video.frames_of(input_video)
             except (core_video.CoreVideoError, MediaReadError) as err:
                 raise type(err)(f"{NAME}: {err}") from err
             images, fps = given.images, given.fps

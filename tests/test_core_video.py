@@ -68,10 +68,10 @@ def test_prompt_api_core_load_video_into_video_combine(server, names):
     graph = {
         "1": {"class_type": "LoadVideo", "inputs": {"file": plain}},
         "2": {"class_type": "AnimateFlow_VideoCombine",
-              "inputs": {"video": ["1", 0], "filename_prefix": f"cv_{names}/core", **COMBINE}},
+              "inputs": {"input_video": ["1", 0], "filename_prefix": f"cv_{names}/core", **COMBINE}},
         "3": {"class_type": "LoadVideo", "inputs": {"file": latin}},
         "4": {"class_type": "AnimateFlow_VideoCombine",
-              "inputs": {"video": ["3", 0], "filename_prefix": f"cv_{names}/latin", **COMBINE}},
+              "inputs": {"input_video": ["3", 0], "filename_prefix": f"cv_{names}/latin", **COMBINE}},
     }
     entry = server.run(graph)
     info = entry["outputs"]["2"]["animateflow_info"]
@@ -111,7 +111,8 @@ def test_video_combine_takes_exactly_one_source_and_refuses_hdr(names):
     images = torch.rand(3, 24, 32, 3)
     video = core_video.video_from_frames(images, 8.0, None)
     with pytest.raises(ValueError, match="Video Combine: both images and video are connected; connect exactly one"):
-        call_node("AnimateFlow_VideoCombine", images=images, video=video, filename_prefix=f"cv_{names}/x", **COMBINE)
+        call_node("AnimateFlow_VideoCombine", images=images, input_video=video, filename_prefix=f"cv_{names}/x",
+                  **COMBINE)
     with pytest.raises(ValueError, match="Video Combine: nothing to save: .*or a video"):
         call_node("AnimateFlow_VideoCombine", filename_prefix=f"cv_{names}/x", **COMBINE)
     if not core_video.host_video_features().color_space:
@@ -121,7 +122,7 @@ def test_video_combine_takes_exactly_one_source_and_refuses_hdr(names):
     from comfy_api.latest import InputImpl
 
     with pytest.raises(ValueError, match="Video Combine: video is HDR .*core Save Video"):
-        call_node("AnimateFlow_VideoCombine", video=InputImpl.VideoFromFile(str(hdr)),
+        call_node("AnimateFlow_VideoCombine", input_video=InputImpl.VideoFromFile(str(hdr)),
                   filename_prefix=f"cv_{names}/x", **COMBINE)
     assert not (OUTPUT / f"cv_{names}").exists()
 
@@ -132,8 +133,8 @@ def test_load_video_keeps_a_ten_bit_source_ten_bit(names):
     path = clip(INPUT / f"cv_{names}_10.mp4", "-pix_fmt", "yuv420p10le", tone=False)
     *_, video = call_node("AnimateFlow_LoadVideoPath", video_path=path.name, **LOAD_OPTIONS)
     assert video.get_components().images.shape == (6, 24, 32, 3)
-    info = inprocess.run_v3_node("AnimateFlow_VideoCombine", None, video=video, filename_prefix=f"cv_{names}/d",
-                                 **COMBINE).ui["animateflow_info"]
+    info = inprocess.run_v3_node("AnimateFlow_VideoCombine", None, input_video=video,
+                                 filename_prefix=f"cv_{names}/d", **COMBINE).ui["animateflow_info"]
     if not core_video.host_video_features().bit_depth:
         assert "from a VIDEO: 12 fps, sRGB, 8-bit" in info  # 0.3.75: a VIDEO has no bit depth there
         return
