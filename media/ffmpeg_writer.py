@@ -14,15 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
-import imageio_ffmpeg
 import numpy as np
 
+from . import ffmpeg_process
 from .video_formats import FORMATS, Format, Layout, codec_args
 
 log = logging.getLogger(__name__)
@@ -114,20 +113,19 @@ def encode(chunks: Iterable[np.ndarray], out_path: str, spec: VideoSpec, fmt: Fo
     layout = layout or fmt.layout(8, False)
     rate = Fraction(spec.fps).limit_denominator(1001)
     with tempfile.TemporaryDirectory(prefix="animateflow-ffmpeg-") as work:
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-               "-f", "rawvideo", "-pix_fmt", input_pix_fmt(layout), "-s", f"{spec.width}x{spec.height}",
-               "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0"]
+        args = ["-y", "-f", "rawvideo", "-pix_fmt", input_pix_fmt(layout), "-s", f"{spec.width}x{spec.height}",
+                "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0"]
         maps = ["-map", "0:v"]
         if metadata:
             meta_path = os.path.join(work, "metadata.txt")
             _write_ffmetadata(meta_path, metadata)
-            cmd += ["-f", "ffmetadata", "-i", meta_path]
+            args += ["-f", "ffmetadata", "-i", meta_path]
             maps += ["-map_metadata", "1"]
         if audio is not None and fmt.audio_args:
             audio_path = os.path.join(work, "audio.f32")
             audio.samples.tofile(audio_path)
-            cmd += ["-f", "f32le", "-ar", str(audio.sample_rate), "-ac", str(audio.samples.shape[1]),
-                    "-i", audio_path]
+            args += ["-f", "f32le", "-ar", str(audio.sample_rate), "-ac", str(audio.samples.shape[1]),
+                     "-i", audio_path]
             maps += ["-map", f"{2 if metadata else 1}:a", *fmt.audio_args]
         filters = [rgb_filter(layout.pix_fmt) if fmt.rgb else yuv_filter(layout.pix_fmt)]
         if padded_size(fmt, spec.width, spec.height) != (spec.width, spec.height):
@@ -135,33 +133,23 @@ def encode(chunks: Iterable[np.ndarray], out_path: str, spec: VideoSpec, fmt: Fo
                         node, spec.width, spec.height, fmt.label, *padded_size(fmt, spec.width, spec.height))
             filters.insert(0, "pad=ceil(iw/2)*2:ceil(ih/2)*2")
         maps += ["-vf", ",".join(filters), *(SRGB_TAGS if fmt.rgb else BT709_TAGS)]
-        cmd += maps + codec_args(fmt, layout, crf=crf, preset=preset, width=spec.width)
-        cmd += [*fmt.muxer_args, out_path]
-        _run(cmd, chunks, spec, layout, fmt.label, node)
+        args += maps + codec_args(fmt, layout, crf=crf, preset=preset, width=spec.width)
+        args += [*fmt.muxer_args, out_path]
+        _run(args, chunks, spec, layout, fmt.label, node)
 
 
-def _run(cmd: list[str], chunks: Iterable[np.ndarray], spec: VideoSpec, layout: Layout, label: str,
+def _checked(chunks: Iterable[np.ndarray], spec: VideoSpec, channels: int, node: str) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        if chunk.shape[1:] != (spec.height, spec.width, channels):
+            raise ValueError(f"{node}: frame of shape {chunk.shape[1:]} in a {spec.width}x{spec.height} "
+                             f"video; every frame of the batch must have the same size")
+        yield chunk
+
+
+def _run(args: list[str], chunks: Iterable[np.ndarray], spec: VideoSpec, layout: Layout, label: str,
          node: str) -> None:
-    channels = 4 if layout.alpha else 3
     # SVT-AV1 prints its banner on stderr whatever ffmpeg's log level; 1 keeps its errors only.
     env = {**os.environ, "SVT_LOG": "1"}
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env)
-        try:
-            for chunk in chunks:
-                if chunk.shape[1:] != (spec.height, spec.width, channels):
-                    raise ValueError(f"{node}: frame of shape {chunk.shape[1:]} in a {spec.width}x{spec.height} "
-                                     f"video; every frame of the batch must have the same size")
-                proc.stdin.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        code = proc.wait()
-        if code != 0:
-            errors.seek(0)
-            message = errors.read().decode("utf-8", "replace").strip()[:2000] or f"exit status {code}"
-            raise FFmpegError(f"{node}: ffmpeg could not write the {label}: {message}")
+    finished = ffmpeg_process.run(args, _checked(chunks, spec, 4 if layout.alpha else 3, node), env=env)
+    if finished.code != 0:
+        raise FFmpegError(f"{node}: ffmpeg could not write the {label}: {finished.message}")

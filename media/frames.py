@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 CHUNK_FRAMES = 16
+"""Frames per chunk wherever the pack streams frames (writers, interpolation, VAE calls on a GPU)."""
 
 
 def frame_order(count: int, reverse: bool = False, remove_head: bool = False, remove_tail: bool = False) -> list[int]:
@@ -38,11 +39,11 @@ def reorder(images: torch.Tensor, order: list[int]) -> torch.Tensor:
     return images.index_select(0, torch.tensor(order, dtype=torch.long, device=images.device))
 
 
-def _to_rgb(frame: torch.Tensor) -> torch.Tensor:
-    """[H, W, C] → [H, W, 3]: grey is repeated, alpha dropped (views, no copy)."""
+def _to_rgb(frame: torch.Tensor, keep_grey: bool = False) -> torch.Tensor:
+    """[H, W, C] → [H, W, 3]: grey is repeated (or kept as one channel), alpha dropped (views, no copy)."""
     channels = frame.shape[-1]
     if channels == 1:
-        return frame.expand(*frame.shape[:-1], 3)
+        return frame if keep_grey else frame.expand(*frame.shape[:-1], 3)
     return frame[..., :3] if channels == 4 else frame
 
 
@@ -62,15 +63,15 @@ def alpha_of(images: torch.Tensor, mask: torch.Tensor | None, node: str = "Video
 
 def iter_chunks(images: torch.Tensor, order: list[int], chunk: int = CHUNK_FRAMES,
                 check_interrupt: Callable[[], None] | None = None, alpha: torch.Tensor | None = None,
-                sixteen_bit: bool = False) -> Iterator[np.ndarray]:
-    """Yield chunks [k, H, W, 3] (or 4 with `alpha`) of frames in `order`, uint8 or little-endian uint16;
-    `check_interrupt` may raise between chunks.
+                sixteen_bit: bool = False, keep_grey: bool = False) -> Iterator[np.ndarray]:
+    """Yield chunks [k, H, W, 3] (or 4 with `alpha`; 1 for a grey batch with `keep_grey`) of frames in `order`,
+    uint8 or little-endian uint16; `check_interrupt` may raise between chunks.
 
     Frames are converted one at a time into the chunk, so float temporaries never exceed one frame.
     A fresh chunk is allocated each time because the consumer may still hold the previous one.
     """
     height, width = images.shape[1], images.shape[2]
-    channels = 3 if alpha is None else 4
+    channels = 1 if keep_grey and images.shape[-1] == 1 else 3 if alpha is None else 4
     scale, dtype = (65535, np.dtype("<u2")) if sixteen_bit else (255, np.dtype(np.uint8))
     for start in range(0, len(order), chunk):
         if check_interrupt is not None:
@@ -78,7 +79,7 @@ def iter_chunks(images: torch.Tensor, order: list[int], chunk: int = CHUNK_FRAME
         indices = order[start:start + chunk]
         block = np.empty((len(indices), height, width, channels), dtype=dtype)
         for slot, index in enumerate(indices):
-            frame = _to_rgb(images[index]).to(device="cpu", dtype=torch.float32)
+            frame = _to_rgb(images[index], keep_grey).to(device="cpu", dtype=torch.float32)
             if alpha is not None:
                 plane = alpha[index].to(device="cpu", dtype=torch.float32).unsqueeze(-1)
                 frame = torch.cat([frame, plane], dim=-1)

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .read_errors import MediaReadError, reading
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -32,11 +34,12 @@ def list_images(folder: Path, check_path: Callable[[Path], Path] = Path.resolve)
 
 
 def _open(path: Path, mode: str) -> Image.Image:
-    try:
-        with Image.open(path) as img:
-            return ImageOps.exif_transpose(img).convert(mode)
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read image {path}: not an image or corrupt ({err})") from err
+    with reading(path, "image", "re-save it as PNG"):
+        try:
+            with Image.open(path) as img:
+                return ImageOps.exif_transpose(img).convert(mode)
+        except (UnidentifiedImageError, OSError) as err:
+            raise MediaReadError(f"cannot read image {path}: not an image or corrupt ({err})") from err
 
 
 def _fill(files: list[Path], mode: str, out: torch.Tensor, reference: Path) -> None:
@@ -45,7 +48,7 @@ def _fill(files: list[Path], mode: str, out: torch.Tensor, reference: Path) -> N
     for i, path in enumerate(files):
         img = _open(path, mode)
         if img.size != size:
-            raise ValueError(
+            raise MediaReadError(
                 f"image {path} is {img.size[0]}x{img.size[1]} but {reference} is {size[0]}x{size[1]}: "
                 "every frame (and mask) of a sequence must have the same size"
             )
@@ -63,7 +66,7 @@ def load_image_sequence(folder: Path, check_path: Callable[[Path], Path] = Path.
     frames = list_images(image_dir if layout else folder, check_path)
     if not frames:
         where = image_dir if layout else folder
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {where}")
+        raise MediaReadError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {where}")
     width, height = _open(frames[0], "RGB").size
     images = torch.empty((len(frames), height, width, 3), dtype=torch.float32)
     _fill(frames, "RGB", images, frames[0])
@@ -71,7 +74,7 @@ def load_image_sequence(folder: Path, check_path: Callable[[Path], Path] = Path.
         return images, None
     masks = list_images(mask_dir, check_path)
     if len(masks) != len(frames):
-        raise ValueError(
+        raise MediaReadError(
             f"{mask_dir} has {len(masks)} masks but {image_dir} has {len(frames)} images: "
             "give exactly one mask per frame"
         )

@@ -6,27 +6,25 @@ position afterwards, so a method may re-encode or approximate the frames it was 
 frames changing. A learned interpolator (FILM, RIFE) joins by adding one entry here once a user supplies
 its weights.
 
-`motion` streams frames through the ffmpeg binary that imageio-ffmpeg ships (its `minterpolate` filter,
-motion-compensated mode): frames go in and come out in small chunks, so memory stays near the input tensor
-plus the output tensor however long the video is.
+`motion` streams frames through ffmpeg (ffmpeg_process; its `minterpolate` filter, motion-compensated mode):
+frames go in and come out in small chunks, so memory stays near the input tensor plus the output tensor however
+long the video is.
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
-import tempfile
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-import imageio_ffmpeg
 import numpy as np
 import torch
 
+from . import ffmpeg_process
+from .frames import CHUNK_FRAMES, iter_chunks
+
 log = logging.getLogger(__name__)
 
-CHUNK_FRAMES = 16
 # ffmpeg's raw pixel format for each channel count of an IMAGE; minterpolate works in YUV (alpha carried in
 # YUVA), so ffmpeg converts around the filter and only the in-between frames see that rounding.
 _PIX_FMTS = {1: "gray", 3: "rgb24", 4: "rgba"}
@@ -133,43 +131,36 @@ def motion(images: torch.Tensor, order: list[int], multiplier: int, count: int,
     height, width, channels = images.shape[1:]
     frame_bytes = height * width * channels
     source = order + [order[-1]] * 2
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
-           "-f", "rawvideo", "-pix_fmt", _PIX_FMTS[channels], "-s", f"{width}x{height}", "-framerate", "1",
-           "-i", "pipe:0",
-           "-vf", _filters(width, height, channels, multiplier),
-           "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", _PIX_FMTS[channels], "pipe:1"]
+    args = ["-f", "rawvideo", "-pix_fmt", _PIX_FMTS[channels], "-s", f"{width}x{height}", "-framerate", "1",
+            "-i", "pipe:0",
+            "-vf", _filters(width, height, channels, multiplier),
+            "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", _PIX_FMTS[channels], "pipe:1"]
     out = torch.empty((count, height, width, channels), dtype=images.dtype, device=images.device)
     buffer = np.empty((CHUNK_FRAMES, height, width, channels), np.uint8)
     view = memoryview(buffer).cast("B")
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
-        feeder = _Feeder(proc, _uint8_chunks(images, source))
-        received = 0
-        try:
-            while True:
-                if check_interrupt is not None:
-                    check_interrupt()
-                got = _read_into(proc.stdout, view)
-                frames = got // frame_bytes
-                take = max(0, min(frames, count - received))
-                if take:
-                    out[received:received + take] = torch.from_numpy(buffer[:take]).to(out.dtype).div_(255)
-                received += frames
-                if got < len(view):
-                    break
-        except BaseException:
-            proc.kill()
-            raise
-        finally:
-            proc.stdout.close()
-            code = proc.wait()
-            feeder.join()
-        feeder.raise_error()
-        if code != 0 or received < count:
-            errors.seek(0)
-            message = errors.read().decode("utf-8", "replace").strip()[:2000]
-            raise InterpolationError(f"{node}: ffmpeg's minterpolate gave {received} of {count} frames (exit "
-                                     f"status {code}): {message or 'no message'}. Use method 'blend' instead.")
+    received = 0
+
+    def read(stdout) -> None:
+        nonlocal received
+        while True:
+            if check_interrupt is not None:
+                check_interrupt()
+            got = _read_into(stdout, view)
+            frames = got // frame_bytes
+            take = max(0, min(frames, count - received))
+            if take:
+                out[received:received + take] = torch.from_numpy(buffer[:take]).to(out.dtype).div_(255)
+            received += frames
+            if got < len(view):
+                break
+
+    alpha = images[..., 3] if channels == 4 else None
+    chunks = iter_chunks(images, source, alpha=alpha, keep_grey=True)
+    finished = ffmpeg_process.run(args, chunks, read_output=read)
+    if finished.code != 0 or received < count:
+        raise InterpolationError(f"{node}: ffmpeg's minterpolate gave {received} of {count} frames (exit "
+                                 f"status {finished.code}): {finished.stderr or 'no message'}. Use method 'blend' "
+                                 "instead.")
     return out
 
 
@@ -185,13 +176,6 @@ def _filters(width: int, height: int, channels: int, multiplier: int) -> str:
     return ",".join(chain)
 
 
-def _uint8_chunks(images: torch.Tensor, order: list[int]) -> Iterator[np.ndarray]:
-    for start in range(0, len(order), CHUNK_FRAMES):
-        index = torch.tensor(order[start:start + CHUNK_FRAMES], dtype=torch.long, device=images.device)
-        chunk = images.index_select(0, index).to(device="cpu", dtype=torch.float32)
-        yield np.ascontiguousarray(chunk.clamp_(0, 1).mul_(255).round_().to(torch.uint8).numpy())
-
-
 def _read_into(stream, view: memoryview) -> int:
     """Fill `view` from `stream`; fewer bytes only at the end of the stream."""
     filled = 0
@@ -201,33 +185,6 @@ def _read_into(stream, view: memoryview) -> int:
             break
         filled += got
     return filled
-
-
-class _Feeder(threading.Thread):
-    """Writes frames to ffmpeg's stdin while the caller reads its stdout (either pipe alone would block)."""
-
-    def __init__(self, proc: subprocess.Popen, chunks: Iterator[np.ndarray]):
-        super().__init__(daemon=True)
-        self._proc, self._chunks, self._error = proc, chunks, None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            for chunk in self._chunks:
-                self._proc.stdin.write(memoryview(chunk).cast("B"))
-        except BrokenPipeError:
-            pass
-        except BaseException as err:  # surfaced in the caller's thread by raise_error
-            self._error = err
-        finally:
-            try:
-                self._proc.stdin.close()
-            except BrokenPipeError:
-                pass
-
-    def raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
 
 
 METHODS: dict[str, Interpolator] = {"blend": blend, "motion": motion}

@@ -19,12 +19,11 @@ from collections.abc import Callable
 
 import torch
 
+from . import frames
 from .video_reader import VideoStream
 
 log = logging.getLogger(__name__)
 
-CHUNK_FRAMES = 16
-"""Frames per VAE call on a GPU: bounds the float frames in RAM; the VAE splits further by free VRAM itself."""
 CPU_CHUNK_BYTES = 1 << 30
 """On a CPU (or unified-memory) VAE, one call's activations, by the VAE's own estimate, stay under this."""
 _CACHED_CHUNKS = 2
@@ -34,11 +33,12 @@ Progress = Callable[[int, int], None]
 
 
 def frames_per_chunk(vae, estimate_per_frame: float) -> int:
-    """How many frames to hand the VAE at once; `estimate_per_frame` is its memory_used_* for one frame."""
+    """How many frames to hand the VAE at once; `estimate_per_frame` is its memory_used_* for one frame. On a GPU
+    CHUNK_FRAMES bounds the float frames in RAM; the VAE splits further by free VRAM itself."""
     device = getattr(vae, "device", None)
     if getattr(device, "type", "cpu") not in ("cpu", "mps"):
-        return CHUNK_FRAMES
-    return max(1, min(CHUNK_FRAMES, int(CPU_CHUNK_BYTES // max(1.0, estimate_per_frame))))
+        return frames.CHUNK_FRAMES
+    return max(1, min(frames.CHUNK_FRAMES, int(CPU_CHUNK_BYTES // max(1.0, estimate_per_frame))))
 
 
 def _check_image_vae(vae, where: str) -> None:
@@ -120,14 +120,12 @@ class DecodedFrames:
 
 
 def combine_source(images, latents, vae, node: str = "Video Combine", progress: Progress | None = None):
-    """What Video Combine writes: the IMAGE batch, or the latents decoded on demand; exactly one must be given."""
-    if images is not None and latents is not None:
-        raise ValueError(f"{node}: both images and latents are connected; connect one of them (latents together "
-                         f"with a vae)")
+    """What Video Combine writes: the IMAGE batch, or the latents decoded on demand (the node has made sure that
+    not both are given)."""
     if images is not None:
         return images
     if latents is None:
-        raise ValueError(f"{node}: nothing to save: connect images, or latents together with a vae")
+        raise ValueError(f"{node}: nothing to save: connect images, or latents together with a vae, or a video")
     if not isinstance(latents, dict) or "samples" not in latents:
         raise ValueError(f"{node}: latents is not a LATENT (a dict with 'samples')")
     return DecodedFrames(vae, latents["samples"], node, progress)

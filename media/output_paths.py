@@ -87,9 +87,8 @@ def check_prefix_length(prefix: str, output_dir: str, node: str = "Video Combine
                                 f"{_PATH_MAX} a path may have; shorten it")
 
 
-def check_folder_inside(prefix: str, output_dir: str, node: str = "Video Combine") -> None:
-    """Refuse a prefix whose folder resolves outside `output_dir` through a link that is already there."""
-    folder = os.path.join(output_dir, os.path.dirname(os.path.normpath(prefix)))
+def check_folder_inside(prefix: str, folder: str, output_dir: str, node: str = "Video Combine") -> None:
+    """Refuse a prefix whose folder resolves outside `output_dir` through a link."""
     real_root = os.path.realpath(output_dir)
     if os.path.commonpath((real_root, os.path.realpath(folder))) != real_root:
         raise UnsafePrefixError(f"{node}: filename_prefix {prefix!r} resolves outside the output folder "
@@ -139,7 +138,8 @@ def reserve_slot(prefix: str, width: int, height: int, output_dir: str | None = 
     check_prefix(prefix, node)
     output_dir = output_dir or folders.output_dir()
     check_prefix_length(prefix, output_dir, node)
-    check_folder_inside(prefix, output_dir, node)
+    # Before ComfyUI creates the folder (through a link already there), and again on the folder it made.
+    check_folder_inside(prefix, os.path.join(output_dir, os.path.dirname(os.path.normpath(prefix))), output_dir, node)
     try:
         folder, name, counter, subfolder, _ = folders.save_path(prefix, output_dir, width, height)
     except OSError as err:  # a file where a subfolder should be, a folder we may not list or create
@@ -149,10 +149,7 @@ def reserve_slot(prefix: str, width: int, height: int, output_dir: str | None = 
     if not os.access(folder, os.W_OK):
         raise UnwritablePrefixError(f"{node}: filename_prefix {prefix!r}: the folder {folder} is not writable; "
                                     "choose another prefix or fix the folder's permissions")
-    real_root = os.path.realpath(output_dir)
-    if os.path.commonpath((real_root, os.path.realpath(folder))) != real_root:
-        raise UnsafePrefixError(f"{node}: filename_prefix {prefix!r} resolves outside the output folder "
-                                f"(through a link); choose another subfolder")
+    check_folder_inside(prefix, folder, output_dir, node)
     sweep_stale_partials(folder)
     return OutputSlot(folder, name, counter, subfolder)
 

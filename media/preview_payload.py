@@ -12,7 +12,6 @@ from .ffmpeg_writer import padded_size
 from .video_formats import FORMATS
 from .video_writer import CombineResult, SavedFile
 
-UI_KEY = "animateflow"
 VIDEO_ORDER = ("mp4", "webm", "av1-mp4", "h265-mp4")
 ANIMATION_ORDER = ("webp", "gif")
 

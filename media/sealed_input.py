@@ -18,6 +18,8 @@ from pathlib import Path
 
 import av
 
+from .read_errors import MediaReadError
+
 # ffmpeg names its demuxers by comma-separated aliases ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"); a demuxer is
 # allowed when one alias is listed. None of these follows a reference to another file once drefs are off.
 SINGLE_FILE_DEMUXERS = ("mov", "mp4", "matroska", "webm", "gif", "avi")
@@ -31,9 +33,13 @@ _CONTAINER_OPTIONS = {
     "use_absolute_path": "0",
 }
 _BUFFER_BYTES = 1 << 20
+METADATA_TEXT = {"metadata_encoding": "utf-8", "metadata_errors": "replace"}
+"""Container and stream tags are untrusted text in whatever encoding the writing tool used (old GIF tools write
+Latin-1 comments): PyAV decodes them all when the file is opened and, strictly, fails the open on one bad byte.
+We read no tag, so a bad byte becomes U+FFFD rather than an unreadable file."""
 
 
-class UnsafeVideoError(ValueError):
+class UnsafeVideoError(MediaReadError):
     """The file is not a self-contained video: reading it would make ffmpeg open other files or URLs."""
 
 
@@ -77,15 +83,15 @@ def open_video(path: Path) -> Iterator[av.container.InputContainer]:
     except FileNotFoundError as err:
         raise FileNotFoundError(f"video file not found: {path}") from err
     except OSError as err:
-        raise ValueError(f"cannot open video file {path}: {err.strerror}") from err
+        raise MediaReadError(f"cannot open video file {path}: {err.strerror}") from err
     with file:
         if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise ValueError(f"{path} is not a regular file")
+            raise MediaReadError(f"{path} is not a regular file")
         head = file.read(64)
         file.seek(0)
         try:
             container = av.open(file, "r", container_options=_CONTAINER_OPTIONS, io_open=_refuse_nested(path),
-                                buffer_size=_BUFFER_BYTES)
+                                buffer_size=_BUFFER_BYTES, **METADATA_TEXT)
         except av.error.FFmpegError as err:
             kind = _describe(head, path.name)
             if kind is not None:
@@ -94,9 +100,9 @@ def open_video(path: Path) -> Iterator[av.container.InputContainer]:
             if isinstance(err, av.error.ArgumentError):  # EINVAL: the probed demuxer is not on the whitelist
                 raise UnsafeVideoError(f"{path.name} is not a video container that keeps everything in one file; "
                                        f"only {READABLE} are read") from err
-            raise ValueError(f"cannot read video file {path}: not a video or corrupt ({err})") from err
+            raise MediaReadError(f"cannot read video file {path}: not a video or corrupt ({err})") from err
         except OSError as err:  # raised by the Python file on a seek ffmpeg's probe makes into a truncated file
-            raise ValueError(f"cannot read video file {path}: not a video or corrupt ({err})") from err
+            raise MediaReadError(f"cannot read video file {path}: not a video or corrupt ({err})") from err
         with container:
             aliases = set(container.format.name.split(","))
             if not aliases & set(SINGLE_FILE_DEMUXERS):

@@ -27,6 +27,7 @@ import psutil
 import torch
 from av.video.reformatter import Interpolation
 
+from .read_errors import MediaReadError, reading
 from .sealed_input import open_video
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ MAX_DECODE_ENV = "ANIMATEFLOW_MAX_DECODE_GB"
 _DEFAULT_SHARE_OF_AVAILABLE = 0.8
 
 
-class DecodeTooLargeError(ValueError):
+class DecodeTooLargeError(MediaReadError):
     """The frames asked for would not fit in memory; raised before anything is allocated."""
 
 
@@ -60,6 +61,8 @@ class LoadedVideo:
     """Rate at which the loaded frames play at the source's speed (force_rate or source fps, over select_every_nth)."""
     audio: dict | None
     """ComfyUI AUDIO {"waveform": [1, channels, samples], "sample_rate": int} cut to the loaded frames, or None."""
+    bit_depth: int = 8
+    """Bits per channel the source stores, in core ComfyUI's terms (8, or 10 for anything deeper)."""
 
     @property
     def frame_count(self) -> int:
@@ -76,11 +79,18 @@ class _Plan:
     fps: float
 
 
-def _frame_times(path: Path) -> tuple[list[float], float, int, int]:
-    """Presentation times (s, sorted), source fps and frame size, from packets alone (no decoding)."""
+def _bit_depth(stream) -> int:
+    """8, or 10 for a source stored deeper (core's VIDEO knows no other depths)."""
+    fmt = stream.codec_context.format
+    bits = max((component.bits for component in fmt.components), default=8) if fmt is not None else 8
+    return 10 if bits > 8 else 8
+
+
+def _frame_times(path: Path) -> tuple[list[float], float, int, int, int]:
+    """Presentation times (s, sorted), source fps, frame size and bit depth, from packets alone (no decoding)."""
     with open_video(path) as container:
         if not container.streams.video:
-            raise ValueError(f"video file {path} has no video stream")
+            raise MediaReadError(f"video file {path} has no video stream")
         stream = container.streams.video[0]
         pts: list[int | None] = []
         try:
@@ -88,12 +98,13 @@ def _frame_times(path: Path) -> tuple[list[float], float, int, int]:
                 if packet.size and not packet.is_discard:
                     pts.append(packet.pts)
         except av.error.FFmpegError as err:
-            raise ValueError(f"video file {path} is corrupt: {err}") from err
+            raise MediaReadError(f"video file {path} is corrupt: {err}") from err
         rate = stream.average_rate or stream.guessed_rate
         time_base = stream.time_base
         width, height = stream.codec_context.width, stream.codec_context.height
+        depth = _bit_depth(stream)
     if not pts:
-        raise ValueError(f"video file {path} has no frames")
+        raise MediaReadError(f"video file {path} has no frames")
     if rate is None and len(pts) > 1 and None not in pts:
         span = (max(pts) - min(pts)) * time_base
         rate = Fraction(len(pts) - 1) / span if span else None
@@ -102,7 +113,7 @@ def _frame_times(path: Path) -> tuple[list[float], float, int, int]:
         times = [i / fps for i in range(len(pts))]
     else:
         times = sorted(float(p * time_base) for p in pts)
-    return times, fps, width, height
+    return times, fps, width, height, depth
 
 
 def _plan(times: list[float], fps: float, options: VideoOptions) -> _Plan:
@@ -123,7 +134,7 @@ def _plan(times: list[float], fps: float, options: VideoOptions) -> _Plan:
     if options.frame_load_cap > 0:
         chosen = chosen[: options.frame_load_cap]
     if not chosen:
-        raise ValueError(
+        raise MediaReadError(
             f"no frames left to load: the video has {len(sources)} frames at the chosen rate and "
             f"skip_first_frames is {options.skip_first_frames}"
         )
@@ -206,7 +217,7 @@ def _decoded_frames(path: Path, plan: _Plan, width: int, height: int) -> Iterato
                     filled += 1
                 yield first, filled, to_rgb24(frame, width, height)
         except av.error.FFmpegError as err:
-            raise ValueError(f"video file {path} is corrupt after frame {filled}: {err}") from err
+            raise MediaReadError(f"video file {path} is corrupt after frame {filled}: {err}") from err
 
 
 def _decode_into(path: Path, plan: _Plan, out: torch.Tensor) -> int:
@@ -235,7 +246,7 @@ def _read_audio(path: Path, start: float, end: float, video_start: float) -> dic
                 chunks.extend(torch.from_numpy(f.to_ndarray()) for f in resampler.resample(frame))
             chunks.extend(torch.from_numpy(f.to_ndarray()) for f in resampler.resample(None))
         except av.error.FFmpegError as err:
-            raise ValueError(f"audio track of {path} is corrupt: {err}") from err
+            raise MediaReadError(f"audio track of {path} is corrupt: {err}") from err
         rate = stream.rate
     if not chunks:
         return None
@@ -253,7 +264,7 @@ def decode_limit_bytes() -> tuple[int, str]:
         try:
             gigabytes = float(override)
         except ValueError:
-            raise ValueError(f"the environment variable {MAX_DECODE_ENV} is {override!r}; set it to a number of "
+            raise MediaReadError(f"the environment variable {MAX_DECODE_ENV} is {override!r}; set it to a number of "
                              "gigabytes, e.g. 32") from None
         return int(gigabytes * 2**30), f"set by the environment variable {MAX_DECODE_ENV}"
     available = psutil.virtual_memory().available
@@ -262,13 +273,14 @@ def decode_limit_bytes() -> tuple[int, str]:
         f"limit in GB with the environment variable {MAX_DECODE_ENV}")
 
 
-def check_decode_size(frames: int, width: int, height: int) -> None:
+def check_decode_size(frames: int, width: int, height: int, path: Path | None = None) -> None:
     """Refuse a load whose IMAGE batch (float32 RGB) would exceed the limit, before decoding a frame."""
     need = frames * height * width * 3 * 4 + height * width * 3
     limit, source = decode_limit_bytes()
     if need > limit:
+        of = f" of {path}" if path is not None else ""
         raise DecodeTooLargeError(
-            f"loading {frames} frames at {width}x{height} needs {need / 2**30:.1f} GB of RAM, above the limit of "
+            f"loading {frames} frames{of} at {width}x{height} needs {need / 2**30:.1f} GB of RAM, above the limit of "
             f"{limit / 2**30:.1f} GB ({source}). Load fewer frames (frame_load_cap, select_every_nth) or a smaller "
             "size (custom_width, custom_height)"
         )
@@ -276,33 +288,35 @@ def check_decode_size(frames: int, width: int, height: int) -> None:
 
 def _check(options: VideoOptions) -> None:
     if options.select_every_nth < 1 or options.skip_first_frames < 0 or options.frame_load_cap < 0:
-        raise ValueError("select_every_nth must be at least 1; skip_first_frames and frame_load_cap at least 0")
+        raise MediaReadError("select_every_nth must be at least 1; skip_first_frames and frame_load_cap at least 0")
 
 
-def _planned(path: Path, options: VideoOptions) -> tuple[list[float], _Plan, int, int]:
-    """Frame times, which frames to take, and the output size: what a whole read and a chunked read share."""
+def _planned(path: Path, options: VideoOptions) -> tuple[list[float], _Plan, int, int, int]:
+    """Frame times, which frames to take, the output size and the source's bit depth: what a whole read and a
+    chunked read share."""
     _check(options)
-    times, fps, src_width, src_height = _frame_times(path)
+    times, fps, src_width, src_height, depth = _frame_times(path)
     plan = _plan(times, fps, options)
     width, height = _output_size(src_width, src_height, options)
-    return times, plan, width, height
+    return times, plan, width, height, depth
 
 
 def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedVideo:
     """Decode a video file into an IMAGE batch with its fps and audio (None when it has no audio stream)."""
     path = Path(path)
-    times, plan, width, height = _planned(path, options or VideoOptions())
-    check_decode_size(len(plan.sources), width, height)
-    out = torch.empty((len(plan.sources), height, width, 3), dtype=torch.float32)
-    filled = _decode_into(path, plan, out)
-    if filled == 0:
-        raise ValueError(f"video file {path}: no frame could be decoded")
-    if filled < len(plan.sources):
-        log.warning("%s: container lists %d frames but only %d decoded", path, len(plan.sources), filled)
-        out = out[:filled]
-    audio = _read_audio(path, plan.start, plan.end, times[0])
+    with reading(path):
+        times, plan, width, height, depth = _planned(path, options or VideoOptions())
+        check_decode_size(len(plan.sources), width, height, path)
+        out = torch.empty((len(plan.sources), height, width, 3), dtype=torch.float32)
+        filled = _decode_into(path, plan, out)
+        if filled == 0:
+            raise MediaReadError(f"video file {path}: no frame could be decoded")
+        if filled < len(plan.sources):
+            log.warning("%s: container lists %d frames but only %d decoded", path, len(plan.sources), filled)
+            out = out[:filled]
+        audio = _read_audio(path, plan.start, plan.end, times[0])
     log.info("loaded %d frames %dx%d at %.3f fps from %s", filled, width, height, plan.fps, path)
-    return LoadedVideo(out, plan.fps, audio)
+    return LoadedVideo(out, plan.fps, audio, depth)
 
 
 @dataclass
@@ -327,25 +341,28 @@ class VideoStream:
         block = torch.empty((size, self.height, self.width, 3), dtype=torch.float32)
         used = 0
         self.decoded = 0
-        for first, end, pixels in _decoded_frames(self.path, self.plan, self.width, self.height):
-            frame = torch.from_numpy(pixels)
-            for _ in range(end - first):
-                block[used].copy_(frame).div_(255.0)
-                used += 1
-                self.decoded += 1
-                if used == size:
-                    yield block
-                    block = torch.empty_like(block)
-                    used = 0
+        with reading(self.path):
+            for first, end, pixels in _decoded_frames(self.path, self.plan, self.width, self.height):
+                frame = torch.from_numpy(pixels)
+                for _ in range(end - first):
+                    block[used].copy_(frame).div_(255.0)
+                    used += 1
+                    self.decoded += 1
+                    if used == size:
+                        yield block
+                        block = torch.empty_like(block)
+                        used = 0
         if used:
             yield block[:used]
 
     def audio(self) -> dict | None:
-        return _read_audio(self.path, self.plan.start, self.plan.end, self.video_start)
+        with reading(self.path):
+            return _read_audio(self.path, self.plan.start, self.plan.end, self.video_start)
 
 
 def open_stream(path: Path | str, options: VideoOptions | None = None) -> VideoStream:
     """Plan a chunked read of `path` (demuxes to learn frame times; decodes nothing yet)."""
     path = Path(path)
-    times, plan, width, height = _planned(path, options or VideoOptions())
+    with reading(path):
+        times, plan, width, height, _depth = _planned(path, options or VideoOptions())
     return VideoStream(path, width, height, plan.fps, len(plan.sources), plan, times[0])

@@ -9,7 +9,7 @@ import torch
 from comfy_api.latest import io
 
 from ..host import execution, folders
-from ..media import image_sequence, latent_stream, paths, video_reader
+from ..media import core_video, image_sequence, latent_stream, paths, read_errors, video_reader
 from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
 
 
@@ -69,6 +69,11 @@ def _video_outputs() -> list[io.Output]:
         io.Latent.Output("latents", display_name="latents",
                          tooltip="With a vae connected: the frames as latents, for KSampler or Video Combine's "
                                  "latents input."),
+        # Its id differs from Load Video's `video` input: hosts before 0.33 refuse an id used for both.
+        io.Video.Output("loaded_video", display_name="video",
+                        tooltip="The loaded frames, audio and fps as a VIDEO for ComfyUI's video nodes (Save Video, "
+                                "Get Video Components); it keeps the source's bit depth. With a vae connected: not "
+                                "produced."),
     ]
 
 
@@ -80,14 +85,22 @@ def _load(node: str, path: Path, frame_load_cap: int, skip_first_frames: int, se
     try:
         return _load_latents(node, path, options, vae) if vae is not None else _load_images(node, path, options)
     except (ValueError, FileNotFoundError) as err:
-        raise type(err)(f"{node}: {err}") from err
+        raise _named(node, err) from err
+
+
+def _named(node: str, err: Exception) -> Exception:
+    """The error with the node's name in front. Reader errors keep their type (they take one message); any
+    other ValueError becomes a plain one, since a library's subclass may need other arguments to be built."""
+    kind = type(err) if isinstance(err, (read_errors.MediaReadError, FileNotFoundError)) else ValueError
+    return kind(f"{node}: {err}")
 
 
 def _load_images(node: str, path: Path, options: video_reader.VideoOptions) -> io.NodeOutput:
     """The output not produced carries ComfyUI's ExecutionBlocker: a node wired to it stops with this message."""
     video = video_reader.read_video(path, options)
     no_latents = execution.blocked_output(f"{node}: the latents output needs a VAE: connect one to its vae input")
-    return io.NodeOutput(video.images, video.frame_count, video.fps, video.audio, no_latents)
+    as_video = core_video.video_from_frames(video.images, video.fps, video.audio, video.bit_depth)
+    return io.NodeOutput(video.images, video.frame_count, video.fps, video.audio, no_latents, as_video)
 
 
 def _load_latents(node: str, path: Path, options: video_reader.VideoOptions, vae) -> io.NodeOutput:
@@ -95,8 +108,8 @@ def _load_latents(node: str, path: Path, options: video_reader.VideoOptions, vae
     latents = latent_stream.encode_stream(stream, vae, check_interrupt=execution.check_interrupt,
                                           progress=execution.progress(stream.frame_count))
     no_images = execution.blocked_output(f"{node}: a vae is connected, so the video loads as latents only: use the "
-                                 f"latents output, or disconnect the vae to get images")
-    return io.NodeOutput(no_images, latents["samples"].shape[0], stream.fps, stream.audio(), latents)
+                                         f"latents output, or disconnect the vae to get images or a video")
+    return io.NodeOutput(no_images, latents["samples"].shape[0], stream.fps, stream.audio(), latents, no_images)
 
 
 def _changed(value: str, kind: str = "file"):
@@ -118,7 +131,7 @@ class LoadVideo(io.ComfyNode):
             display_name=display_name("Load Video"),
             category=CATEGORY,
             description="Loads a video (MP4, WEBM, GIF, MOV, MKV) from ComfyUI's input folder as frames, "
-            "with its frame count, fps and audio.",
+            "with its frame count, fps and audio, and as a VIDEO for ComfyUI's video nodes.",
             inputs=[
                 io.Combo.Input(
                     "video", options=_video_files(), upload=io.UploadType.video,
@@ -210,7 +223,7 @@ class LoadImageSequence(io.ComfyNode):
         try:
             images, masks = image_sequence.load_image_sequence(path, lambda p: paths.check_allowed(p, where))
         except ValueError as err:
-            raise ValueError(f"{where}: {err}") from err
+            raise _named(where, err) from err
         if masks is None:
             masks = torch.zeros(images.shape[:3], dtype=torch.float32)
         return io.NodeOutput(images, masks, images.shape[0])

@@ -7,12 +7,11 @@ values by position.
 
 from __future__ import annotations
 
-from fractions import Fraction
-
-from comfy_api.latest import InputImpl, Types, io
+from comfy_api.latest import io
 
 from ..host import execution
-from ..media import frames, gif_writer, latent_stream, preview_payload
+from ..media import core_video, frames, gif_writer, latent_stream, preview_payload
+from ..media.read_errors import MediaReadError
 from ..media.video_formats import EXTRA_FORMATS, PRESETS
 from ..media.video_writer import CombineOptions, CombineResult, combine
 from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
@@ -36,7 +35,7 @@ class VideoCombine(io.ComfyNode):
                         "GIFs). A mask becomes the alpha channel of the formats that have one.",
             inputs=[
                 io.Image.Input("images", optional=True,
-                               tooltip="The frames, in order. Or connect latents and a vae instead."),
+                               tooltip="The frames, in order. Or connect latents and a vae, or a video, instead."),
                 io.Float.Input("fps", default=8.0, min=0.01, max=240.0, step=0.5,
                                tooltip="Frames per second of every output. GIF stores delays in 10 ms steps, so "
                                        "its rate is rounded (8 fps plays at 8.33)."),
@@ -104,6 +103,11 @@ class VideoCombine(io.ComfyNode):
                                         "chunk at a time while the files are written, so a long video never sits "
                                         "in memory as images. Each format written decodes once more."),
                 io.Vae.Input("vae", optional=True, tooltip="The VAE that decodes latents (the checkpoint's)."),
+                # Its id differs from the `video` output: hosts before 0.33 refuse an id used for both.
+                io.Video.Input("input_video", display_name="video", optional=True,
+                               tooltip="Instead of images: a VIDEO from ComfyUI's video nodes (Load Video, Create "
+                                       "Video). Its own frame rate, audio and alpha are used (fps is ignored; a "
+                                       "connected audio or mask wins). HDR videos are refused: these files are SDR."),
             ],
             outputs=[
                 io.String.Output("file_paths", display_name="file_paths",
@@ -128,8 +132,19 @@ class VideoCombine(io.ComfyNode):
                 gif_dither: str = "floyd_steinberg", gif_optimize: bool = True, gifsicle_optimize: int = 0,
                 gifsicle_lossy: int = 0, crf: int = 19, preset: str = "medium", extra_format: str = "none",
                 bit_depth: str = "8", extra_crf: int = -1, webp_quality: int = 90, preview_only: bool = False,
-                audio=None, mask=None, latents=None, vae=None) -> io.NodeOutput:
+                audio=None, mask=None, latents=None, vae=None, input_video=None) -> io.NodeOutput:
         require_finite(cls, fps=fps)
+        _require_one_source(images=images, latents=latents, video=input_video)
+        notes = []
+        if input_video is not None:
+            try:
+                given = core_video.frames_of(input_video)
+            except (core_video.CoreVideoError, MediaReadError) as err:
+                raise type(err)(f"{NAME}: {err}") from err
+            images, fps = given.images, given.fps
+            audio = audio if audio is not None else given.audio
+            mask = mask if mask is not None else given.alpha
+            notes = _video_notes(given, int(bit_depth))
         options = CombineOptions(fps=fps, save_gif=save_gif, save_mp4=save_mp4, save_webm=save_webm,
                                  save_png=save_png, save_txt=save_txt, loop_count=loop_count, reverse=reverse,
                                  remove_head=remove_head, remove_tail=remove_tail, gif_dither=gif_dither,
@@ -143,11 +158,30 @@ class VideoCombine(io.ComfyNode):
                          prompt=cls.hidden.prompt if embed else None,
                          extra_pnginfo=cls.hidden.extra_pnginfo if embed else None, audio=audio, mask=mask,
                          check_interrupt=execution.check_interrupt, node=NAME)
+        result.notes.extend(notes)
         if isinstance(images, latent_stream.DecodedFrames):
             result.notes.append(f"decoded from latents, {images.chunk} frames at a time "
                                 f"({images.decoded_frames} frame decodes)")
         paths = "\n".join(saved.path for saved in result.files)
-        return io.NodeOutput(paths, _video_value(result, images, fps, audio), ui=_ui(result, fps))
+        video_out = _video_value(result, images, fps, audio, options.bit_depth)
+        return io.NodeOutput(paths, video_out, ui=_ui(result, fps))
+
+
+def _require_one_source(**sources) -> None:
+    connected = [name for name, value in sources.items() if value is not None]
+    if len(connected) > 1:
+        listed = f"both {connected[0]} and {connected[1]}" if len(connected) == 2 else "images, latents and video"
+        raise ValueError(f"{NAME}: {listed} are connected; connect exactly one of images, latents (with a vae) or "
+                         "video")
+
+
+def _video_notes(given: core_video.VideoFrames, bit_depth: int) -> list[str]:
+    """What the info text says about a VIDEO input, in core's words (colour space, bit depth)."""
+    notes = [f"from a VIDEO: {given.fps:g} fps, {given.color_space}, {given.bit_depth}-bit"]
+    if given.bit_depth > bit_depth:
+        notes.append(f"the video is {given.bit_depth}-bit but bit_depth is {bit_depth}: set bit_depth to "
+                     f"{given.bit_depth} to keep it")
+    return notes
 
 
 def _progress_bar(latents):
@@ -157,17 +191,15 @@ def _progress_bar(latents):
     return execution.progress(1)
 
 
-def _video_value(result: CombineResult, images, fps: float, audio):
+def _video_value(result: CombineResult, images, fps: float, audio, bit_depth: int):
     encoded = result.first(*VIDEO_OUTPUT_KINDS)
     decoded = isinstance(images, latent_stream.DecodedFrames)
     if encoded is None and decoded:
         encoded = result.first("gif")  # rather than decode every frame into memory for this output
     if encoded is not None:
-        return InputImpl.VideoFromFile(encoded.path)
+        return core_video.video_from_file(encoded.path)
     in_order = images.reorder(result.order) if decoded else frames.reorder(images, result.order)
-    components = Types.VideoComponents(images=in_order, audio=audio,
-                                       frame_rate=Fraction(fps).limit_denominator(1001))
-    return InputImpl.VideoFromComponents(components)
+    return core_video.video_from_frames(in_order, fps, audio, bit_depth)
 
 
 def _ui(result: CombineResult, fps: float) -> dict:

@@ -208,7 +208,7 @@ def test_nodes_load_from_input_folder_and_refuse_outside(tmp_path, input_dir, mo
     make_video(input_dir / "clip.webm", frames=6, fps=12, audio_hz=500)
     options = dict(frame_load_cap=0, skip_first_frames=1, select_every_nth=1, force_rate=0.0, custom_width=0,
                    custom_height=0)
-    images, count, fps, audio, _latents = call_node("AnimateFlow_LoadVideo", video=f"{input_dir.name}/clip.webm",
+    images, count, fps, audio, _latents, _video = call_node("AnimateFlow_LoadVideo", video=f"{input_dir.name}/clip.webm",
                                                     **options)
     assert images.shape == (5, 32, 48, 3) and count == 5 and fps == pytest.approx(12)
     assert audio["sample_rate"] == 48000 and audio["waveform"].shape[:2] == (1, 2)

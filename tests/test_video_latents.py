@@ -59,7 +59,7 @@ def clip():
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Three frames per VAE call, so a few frames cross every chunk boundary case."""
-    monkeypatch.setattr(latent_stream, "CHUNK_FRAMES", 3)
+    monkeypatch.setattr(latent_stream.frames, "CHUNK_FRAMES", 3)
 
 
 @pytest.fixture
@@ -92,12 +92,12 @@ def test_stream_chunks_are_read_video_in_pieces(tmp_path):
 
 def test_load_video_latents_equal_vae_encode_of_the_frames(sd15, clip, small_chunks):
     vae = sd15[2]
-    images, count, fps, audio, no_latents = call_node(LOAD, video_path=clip, **OPTIONS)
+    images, count, fps, audio, no_latents, _video = call_node(LOAD, video_path=clip, **OPTIONS)
     assert isinstance(no_latents, ExecutionBlocker) and "latents output needs a VAE" in no_latents.message
     assert count == 13  # 9 frames at 8 fps last 1.125 s: 14 slots at 12 fps, less the skipped first one
     reference = call_node("VAEEncode", pixels=images, vae=vae)[0]["samples"]
 
-    no_images, count_l, fps_l, audio_l, latents = call_node(LOAD, video_path=clip, vae=vae, **OPTIONS)
+    no_images, count_l, fps_l, audio_l, latents, _no_video = call_node(LOAD, video_path=clip, vae=vae, **OPTIONS)
     assert isinstance(no_images, ExecutionBlocker) and "disconnect the vae" in no_images.message
     assert (count_l, fps_l, audio_l) == (count, fps, audio)
     assert latents["samples"].shape == (count, 4, 4, 5)

@@ -283,9 +283,9 @@ def test_huge_decode_is_refused_before_allocating(tmp_path, monkeypatch):
     assert 64 * frame_bytes > psutil.virtual_memory().total, "the request must exceed this machine's RAM"
     rss_before = psutil.Process().memory_info().rss
     options = video_reader.VideoOptions(width=8192, height=8192)
-    refusal = ("loading 64 frames at 8192x8192 needs 48.2 GB of RAM, above the limit of [0-9.]+ GB \\(80% of the RAM "
-               "available now; .*ANIMATEFLOW_MAX_DECODE_GB\\)\\. Load fewer frames \\(frame_load_cap, "
-               "select_every_nth\\) or a smaller size \\(custom_width")
+    refusal = ("loading 64 frames of .*long\\.mp4 at 8192x8192 needs 48.2 GB of RAM, above the limit of [0-9.]+ GB "
+               "\\(80% of the RAM available now; .*ANIMATEFLOW_MAX_DECODE_GB\\)\\. Load fewer frames "
+               "\\(frame_load_cap, select_every_nth\\) or a smaller size \\(custom_width")
     with pytest.raises(video_reader.DecodeTooLargeError, match=refusal):
         video_reader.read_video(clip, options)
     assert psutil.Process().memory_info().rss - rss_before < frame_bytes
