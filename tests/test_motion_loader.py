@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 
+import folder_paths
 import pytest
 import torch
 from conftest import MODELS, call_node, pack_module
@@ -115,4 +116,4 @@ def test_load_node_returns_module_and_description(motion_module_file, fmt):
     module, description = call_node("AnimateFlow_LoadMotionModule", model_name=name)
     assert description == module.format.describe()
     assert EXPECTED[fmt][0] in description
-    assert str(MODELS / "animatediff_models") in str(loader.folder_paths.get_folder_paths("animatediff_models"))
+    assert str(MODELS / "animatediff_models") in str(folder_paths.get_folder_paths("animatediff_models"))
