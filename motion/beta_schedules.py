@@ -10,7 +10,6 @@ import comfy.model_sampling
 
 from .errors import MotionApplyError
 
-NODE = "Apply Motion Module"
 SCHEDULES = ("auto", "animatediff", "sd", "lcm", "sdxl")
 # name → (ComfyUI make_beta_schedule name, linear_start, linear_end). ComfyUI's "sqrt_linear" is a plain
 # linspace of β (AnimateDiff's training schedule); its "linear" is linear in √β (SD's "scaled_linear").
@@ -23,7 +22,8 @@ _BETAS = {
 def resolve(name: str, format_default: str) -> str:
     """`auto` is the schedule the module's format was trained with; other names stand for themselves."""
     if name not in SCHEDULES:
-        raise MotionApplyError(f"{NODE}: unknown beta_schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
+        raise MotionApplyError(f"unknown beta_schedule {name!r}", f"choose one of {', '.join(SCHEDULES)}.",
+                               input="beta_schedule")
     return format_default if name == "auto" else name
 
 
@@ -39,8 +39,8 @@ def model_sampling(model, schedule: str):
 
         return ModelSamplingLCM(config)
     if not isinstance(current, comfy.model_sampling.ModelSamplingDiscrete):
-        raise MotionApplyError(f"{NODE}: beta_schedule {schedule!r} needs a model with a discrete (DDPM) schedule; "
-                               "set beta_schedule to 'sd' to keep this model's own.")
+        raise MotionApplyError(f"beta_schedule {schedule!r} needs a model with a discrete (DDPM) schedule",
+                               "set beta_schedule to 'sd' to keep this model's own.", input="beta_schedule")
     name, start, end = _BETAS[schedule]
     sampling = type(current)(config)
     sampling._register_schedule(beta_schedule=name, linear_start=start, linear_end=end)

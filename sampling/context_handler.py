@@ -29,12 +29,12 @@ import comfy.samplers
 import torch
 from comfy.context_windows import ContextHandlerABC
 
-from . import context_schedules, freenoise, published_keys
-from .context_conds import ControlHints, check_frame_counts, resize_cond
+from . import context_schedules, freenoise, model_checks, published_keys
+from .context_conds import ControlHints, resize_cond
 from .context_fuse import FrameWindow, UncoveredFramesError, WindowFuse
 from .context_options import ContextOptions
+from .errors import ContextWindowError
 
-NODE = "Context Options"
 HANDLER_KEY = "context_handler"
 WRAPPER_KEY = "AnimateFlow_context_windows"
 PEAK_ALLOWANCE = 0.03  # auto batching may raise peak memory this much over one window per call
@@ -42,10 +42,6 @@ HOST_BATCH_MARGIN = 1.5  # the host's own margin when it decides whether cond an
 
 _PREPARE_SAMPLING = inspect.signature(comfy.sampler_helpers.prepare_sampling)
 _OUTER_SAMPLE = inspect.signature(comfy.samplers.CFGGuider.outer_sample)
-
-
-class ContextWindowError(RuntimeError):
-    """Sampling in windows produced something unusable; the message names the node and its settings."""
 
 
 class AnimateFlowContextHandler(ContextHandlerABC):
@@ -127,8 +123,8 @@ class AnimateFlowContextHandler(ContextHandlerABC):
                     fuse.add(window, [out[part] for out in outputs])
             result = fuse.result()
         except UncoveredFramesError as e:
-            raise ContextWindowError(f"{NODE}: {e} at step {step} ({self._settings(frames)}); this is a bug in "
-                                     "the window schedule, please report it with these settings.") from e
+            raise ContextWindowError(f"{e} at step {step} ({self._settings(frames)})",
+                                     "this is a bug in the window schedule, please report it with these settings.") from e
         finally:
             for key in _PUBLISHED:
                 published.pop(key, None)
@@ -146,8 +142,8 @@ class AnimateFlowContextHandler(ContextHandlerABC):
             bad = ~torch.isfinite(out.reshape(frames, -1)).all(dim=1)
             if bool(bad.any()):
                 raise ContextWindowError(
-                    f"{NODE}: the model returned NaN/inf for frames {bad.nonzero().flatten().tolist()} at step {step} "
-                    f"({self._settings(frames)}). Check the inputs upstream (a NaN motion_scale or latent), or "
+                    f"the model returned NaN/inf for frames {bad.nonzero().flatten().tolist()} at step {step} "
+                    f"({self._settings(frames)})", "check the inputs upstream (a NaN motion_scale or latent), or "
                     "sample in float32 if the model overflows in half precision.")
 
     def begin_run(self) -> None:
@@ -193,13 +189,12 @@ def _replaced(signature: inspect.Signature, args: tuple, kwargs: dict, name: str
 
 
 def _prepare_sampling_wrapper(executor, *args, **kwargs):
-    """PREPARE_SAMPLING: check per-frame batches before the first step, and size the memory estimate for one
-    window per call, not the whole video, or long videos would offload needlessly."""
+    """PREPARE_SAMPLING: size the memory estimate for one window per call, not the whole video, or long videos
+    would offload needlessly."""
     arguments = _arguments(_PREPARE_SAMPLING, args, kwargs)
     handler = _handler(arguments.get("model_options"))
     if handler is not None:
         shape = list(arguments["noise_shape"])
-        check_frame_counts(arguments["conds"], shape[0])
         shape[0] = min(shape[0], handler.context_length)
         args, kwargs = _replaced(_PREPARE_SAMPLING, args, kwargs, "noise_shape", shape)
     return executor(*args, **kwargs)
@@ -242,4 +237,5 @@ def attach_context_options(model_patcher, options: ContextOptions) -> None:
     model_patcher.remove_wrappers_with_key(outer, WRAPPER_KEY)
     model_patcher.add_wrapper_with_key(prepare, WRAPPER_KEY, _prepare_sampling_wrapper)
     model_patcher.add_wrapper_with_key(outer, WRAPPER_KEY, _outer_sample_wrapper)
+    model_checks.attach(model_patcher)
 

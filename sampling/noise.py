@@ -16,6 +16,8 @@ import logging
 
 import torch
 
+from .errors import SamplingError
+
 log = logging.getLogger(__name__)
 
 MODES = ("per_frame", "comfyui")
@@ -117,7 +119,7 @@ def attach(model_patcher, mode: str) -> None:
     from comfy.patcher_extension import WrappersMP
 
     if mode not in MODES:
-        raise ValueError(f"Per-Frame Noise: unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+        raise SamplingError(f"unknown mode {mode!r}", f"choose one of {', '.join(MODES)}.", input="mode")
     model_patcher.remove_wrappers_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
     model_patcher.model_options[MODEL_OPTION] = mode
     if mode == "comfyui":

@@ -106,8 +106,9 @@ def test_nan_from_the_model_fails_naming_the_node_and_settings(base):
     with pytest.raises(handler_module.ContextWindowError) as error:
         sample(windowed(base, StandIn(nan_frame=5)), 20)
     message = str(error.value)
-    assert message.startswith("Context Options:") and "NaN" in message and "[5]" in message
-    assert "20 frames" in message and "context_length 16" in message and "uniform" in message
+    assert message.startswith("Set Context Options: the model returned NaN/inf for frames [5] at step 0 (20 frames, "
+                              "context_length 16, context_overlap 4, context_stride 1, schedule uniform,")
+    assert "check the inputs upstream" in error.value.fix
 
 
 def test_each_call_publishes_its_frames_and_gets_its_slice_of_per_frame_conds(base):
@@ -198,9 +199,11 @@ def test_per_frame_conditioning_of_another_length_fails_before_the_first_step(ba
     stand_in = StandIn()
     with pytest.raises(conds_module.FrameCountError) as error:
         sample(windowed(base, stand_in), 20, positive=per_frame_prompt(16))
-    message = str(error.value)
-    assert message.startswith("Context Options:") and "16 per-frame" in message and "20 frames" in message
-    assert "Prompt Travel" in message
+    assert str(error.value) == (
+        "Set Context Options: the positive conditioning holds 16 per-frame entries (cross_attn) but the latent batch "
+        "has 20 frames; make the per-frame conditioning (a prompt schedule's frames) 20 frames long, or the latent "
+        "batch size 16.")
+    assert error.value.input == "positive"
     assert stand_in.calls == []
 
 
@@ -303,7 +306,8 @@ def test_controlnet_hint_batch_of_another_length_fails_before_the_first_step(bas
     with pytest.raises(conds_module.FrameCountError) as error:
         sample(windowed(base, stand_in), 20, positive=positive, negative=negative)
     message = str(error.value)
-    assert message.startswith("Context Options:") and "12 frames" in message and "Apply ControlNet" in message
+    assert message.startswith("Set Context Options: a ControlNet image batch (") and "holds 12 frames" in message
+    assert error.value.fix == "give the ControlNet 20 images (one per frame) or a single image for all frames."
     assert stand_in.calls == [] and recorder.hints == []
 
 

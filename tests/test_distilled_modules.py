@@ -84,7 +84,7 @@ FAMILY_ERRORS = {
     "animatelcm_i2v": ("AnimateLCM-I2V", "Apply AnimateLCM-I2V Model"),
     "v3_adapter": ("v3_sd15_adapter", "LoraLoaderModelOnly"),
     "image_lora": ("an image LoRA", "LoraLoaderModelOnly"),
-    "motion_lora": ("a motion LoRA", "Motion LoRA Loader"),
+    "motion_lora": ("a motion LoRA", "motion LoRA loader"),
     "checkpoint": ("Stable Diffusion checkpoint", "Load Checkpoint"),
 }
 

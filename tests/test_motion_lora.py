@@ -108,9 +108,10 @@ def test_raw_and_peft_forms_name_the_same_layers():
 def test_loras_that_fit_nothing_fail_clearly():
     motion = small_motion("v3")
     mid_only = {k: v for k, v in small_lora_state_dict(SHRINK).items() if k.startswith("mid_block.")}
-    with pytest.raises(formats.MotionFormatError, match=r"Motion LoRA Loader: mid\.safetensors patches none of the "
-                                                         r"layers of the motion module small_v3"):
+    with pytest.raises(formats.MotionFormatError, match=r"^mid\.safetensors patches none of the layers of the "
+                                                         r"motion module small_v3") as error:
         lora.fit_lora(motion, mid_only, "mid.safetensors")
+    assert error.value.input == "lora_name" and "v2 LoRAs fit v1, v2 and v3" in error.value.fix
     with pytest.raises(formats.MotionFormatError, match=r"does not fit .* other shapes .* made for SD1\.5"):
         lora.fit_lora(small_motion("v2"), small_lora_state_dict(SHRINK // 2), "big.safetensors")
     with pytest.raises(formats.MotionFormatError, match="is not a motion LoRA"):

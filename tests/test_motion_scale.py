@@ -196,7 +196,7 @@ def test_bad_values_are_clear_errors(base):
     motion = small_motion("v3")
     with pytest.raises(errors.MotionApplyError, match="attention_key_scale"):
         apply.apply_motion_module(base, motion, attention_key_scale=float("inf"))
-    with pytest.raises(errors.MotionApplyError, match="motion_scale_schedule must come from"):
+    with pytest.raises(errors.MotionApplyError, match="motion_scale_schedule got float"):
         apply.apply_motion_module(base, motion, scale_schedule=0.5)
     with pytest.raises(scale_schedule.MotionScaleError, match="mask"):
         schedule_node(mask=torch.full((1, 8, 8), float("nan")))

@@ -152,8 +152,11 @@ def test_applying_while_another_clone_is_injected_places_modules_right(base):
 def test_frames_beyond_the_encoding_point_to_context_options(base):
     model = apply.apply_motion_module(base, small_motion("v1"), beta_schedule="sd")
     x, context = inputs(25)
-    with pytest.raises(errors.MotionApplyError, match="Context Options"):
+    with pytest.raises(errors.MotionApplyError, match="25 frames exceed the motion module's positional encoding of "
+                                                      "24 frames; connect context options with context_length ≤ 24"
+                                                      ) as error:
         run_unet(model, x, context, [0])
+    assert error.value.input == "context_options"
     too_long = context_options.ContextOptions(context_length=32)
     with pytest.raises(errors.MotionApplyError, match="context_length 32 .* 24"):
         apply.apply_motion_module(base, small_motion("v1"), context_options=too_long)
@@ -237,12 +240,13 @@ def test_fp16_and_fp32_modules_agree():
 def test_motion_lora_patches_the_clone_only_and_strength_zero_is_a_no_op(base):
     motion = small_motion("v2")
     lora_sd = small_lora_state_dict(SHRINK)
-    assert lora.apply_motion_lora(motion, lora_sd, "pan.safetensors", 0.0) is motion
+    fit = lora.fit_lora(motion, lora_sd, "pan.safetensors")
+    assert lora.apply_fit(motion, fit, 0.0) is motion
     key = "down_blocks.1.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.1.to_out.0.weight"
     prefix = "down_blocks.1.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.1.processor."
     original = motion.model.state_dict()[key].clone()
-    once = lora.apply_motion_lora(motion, lora_sd, "pan.safetensors", 0.5)
-    twice = lora.apply_motion_lora(once, lora_sd, "pan.safetensors", 0.25)
+    once = lora.apply_fit(motion, fit, 0.5)
+    twice = lora.apply_fit(once, lora.fit_lora(once, lora_sd, "pan.safetensors"), 0.25)
     delta = lora_sd[prefix + "to_out_lora.up.weight"] @ lora_sd[prefix + "to_out_lora.down.weight"]
     twice.patcher.patch_model()
     try:
