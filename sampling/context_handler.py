@@ -123,8 +123,8 @@ class AnimateFlowContextHandler(ContextHandlerABC):
                     fuse.add(window, [out[part] for out in outputs])
             result = fuse.result()
         except UncoveredFramesError as e:
-            raise ContextWindowError(f"{e} at step {step} ({self._settings(frames)})",
-                                     "this is a bug in the window schedule, please report it with these settings.") from e
+            raise ContextWindowError(f"{e} at step {step} ({self._settings(frames)})", "this is a bug in the window "
+                                     "schedule, please report it with these settings.") from e
         finally:
             for key in _PUBLISHED:
                 published.pop(key, None)

@@ -96,6 +96,14 @@ def motion_lora_file() -> str:
     return fixtures.ensure_motion_lora(MODELS / "animatediff_motion_lora").name
 
 
+@pytest.fixture(scope="module")
+def small_model():
+    """The small SD1.5-shaped ModelPatcher (tests/motion_helpers.py): milliseconds a step, one per test module."""
+    from motion_helpers import small_sd15_model
+
+    return small_sd15_model()
+
+
 _servers: list[comfy_host.ComfyClient] = []
 
 

@@ -23,7 +23,7 @@ import nodes
 import pytest
 import torch
 from conftest import BASE_DIR, PACK, pack_module
-from motion_helpers import SMALL_CONTEXT_DIM, small_sd15_model
+from motion_helpers import SMALL_CONTEXT_DIM
 
 from scripts import comfy_host, fixtures
 
@@ -35,10 +35,6 @@ host_compat = pack_module("host_compat")
 def _pins(what: str, user: str) -> str:
     return f"ComfyUI changed {what}, which {user} relies on: adapt it (and host_compat.py if hosts now differ)"
 
-
-@pytest.fixture(scope="module")
-def small():
-    return small_sd15_model()
 
 
 def _unet_inputs(frames: int = 2):
@@ -70,7 +66,7 @@ def test_unet_block_layout_that_motion_modules_are_inserted_into():
     assert any(isinstance(m, attention.SpatialTransformer) for m in unet.middle_block), message
 
 
-def test_forward_timestep_embed_patch_hands_layers_transformer_options(small):
+def test_forward_timestep_embed_patch_hands_layers_transformer_options(small_model):
     """motion/inject.py registers its layer class with set_model_forward_timestep_embed_patch; the UNet calls
     handler(layer, x, emb, context, transformer_options, ...) for each such layer in a block."""
     seen = []
@@ -83,7 +79,7 @@ def test_forward_timestep_embed_patch_hands_layers_transformer_options(small):
         seen.append((layer, x.shape, transformer_options.get("cond_or_uncond")))
         return x
 
-    model = small.clone()
+    model = small_model.clone()
     model.set_model_forward_timestep_embed_patch((Marker, handler))
     patches = model.model_options["transformer_options"]["patches"]["forward_timestep_embed_patch"]
     marker = Marker()
@@ -100,7 +96,7 @@ def test_forward_timestep_embed_patch_hands_layers_transformer_options(small):
         _pins("forward_timestep_embed_patch's call", "the motion layers' handler")
 
 
-def test_diffusion_model_wrapper_gets_x_first_and_transformer_options_sixth(small):
+def test_diffusion_model_wrapper_gets_x_first_and_transformer_options_sixth(small_model):
     """motion/inject.py's v1 GroupNorm wrapper (WrappersMP.DIFFUSION_MODEL) reads args[0] (x) and args[5]."""
     seen = []
 
@@ -113,18 +109,18 @@ def test_diffusion_model_wrapper_gets_x_first_and_transformer_options_sixth(smal
     comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "pin", wrapper,
                                                  options)
     with torch.no_grad():
-        small.model.diffusion_model(x, t, context, transformer_options=options)
+        small_model.model.diffusion_model(x, t, context, transformer_options=options)
     assert seen == [(x.shape, [1])], _pins("the DIFFUSION_MODEL wrapper's arguments", "the v1 GroupNorm wrapper")
 
 
-def test_injections_run_on_load_and_eject_on_unload(small):
+def test_injections_run_on_load_and_eject_on_unload(small_model):
     """motion/inject.py puts the motion layers in with a PatcherInjection: inject when the clone loads, eject when
     it unloads (so the shared UNet is untouched outside a render); the motion module rides along as an
     additional model."""
     calls = []
     extra = comfy.model_patcher.ModelPatcher(torch.nn.Linear(2, 2), load_device=torch.device("cpu"),
                                              offload_device=torch.device("cpu"))
-    model = small.clone()
+    model = small_model.clone()
     model.set_injections("pin", [comfy.patcher_extension.PatcherInjection(inject=lambda p: calls.append("inject"),
                                                                           eject=lambda p: calls.append("eject"))])
     model.set_additional_models("pin", [extra])
@@ -137,19 +133,19 @@ def test_injections_run_on_load_and_eject_on_unload(small):
     assert calls == ["inject", "eject"], message
 
 
-def test_model_sampling_betas_from_register_schedule(small):
+def test_model_sampling_betas_from_register_schedule(small_model):
     """motion/inject.py builds the AnimateDiff beta schedule with ModelSamplingDiscrete._register_schedule
     ("sqrt_linear" = β linear in t) and patches it in as the `model_sampling` object."""
-    current = small.get_model_object("model_sampling")
+    current = small_model.get_model_object("model_sampling")
     assert isinstance(current, comfy.model_sampling.ModelSamplingDiscrete)
-    sampling = type(current)(small.model.model_config)
+    sampling = type(current)(small_model.model.model_config)
     sampling._register_schedule(beta_schedule="sqrt_linear", linear_start=0.00085, linear_end=0.012)
     betas = torch.linspace(0.00085, 0.012, 1000, dtype=torch.float64)
     cumprod = torch.cumprod(1 - betas, 0)
     expected = ((1 - cumprod) / cumprod).sqrt().float()
     torch.testing.assert_close(sampling.sigmas.float(), expected, rtol=1e-5, atol=0,
                                msg=_pins("_register_schedule / 'sqrt_linear'", "the animatediff beta schedule"))
-    patched = small.clone()
+    patched = small_model.clone()
     patched.add_object_patch("model_sampling", sampling)
     assert patched.get_model_object("model_sampling") is sampling
 

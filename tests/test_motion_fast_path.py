@@ -17,17 +17,13 @@ import comfy.patcher_extension
 import pytest
 import torch
 from conftest import pack_module
-from motion_helpers import layout_state_dict, run_unet, small_sd15_model
+from motion_helpers import run_unet, small_motion, small_sd15_model
 
 loader = pack_module("motion.loader")
 inject = pack_module("motion.inject")
 apply = pack_module("motion.apply")
 errors = pack_module("motion.errors")
 fast_path = pack_module("motion.fast_path")
-
-
-def small_motion():
-    return loader.build_motion_module(layout_state_dict("v2", shrink=10), "small_v2", dtype=torch.float32)
 
 
 def rel(a, b):
