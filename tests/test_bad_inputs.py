@@ -24,6 +24,7 @@ import safetensors.torch
 import torch
 from PIL import Image
 
+from clip_helpers import write_clip
 from conftest import BASE_DIR, MODELS, call_node, pack_module
 from scripts import fixtures
 from scripts.comfy_host import PromptFailed, PromptRejected
@@ -450,19 +451,10 @@ def _write_broken_files(ctx: Ctx) -> list[Path]:
     put(OUTPUT / "broken_file_as_dir", b"a file where Video Combine would want a folder")
     outside = ctx.tmp / "outside"
     outside.mkdir()
-    with av.open(str(outside / "secret.ts"), "w", format="mpegts") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width = stream.height = 16
-        container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((16, 16, 3), 99, np.uint8), format="rgb24")))
-        container.mux(stream.encode())
+    write_clip(outside / "secret.ts", [np.full((16, 16, 3), 99, np.uint8)], container_format="mpegts")
     playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{outside / 'secret.ts'}\n#EXT-X-ENDLIST\n"
     put(INPUT / "broken_playlist.m3u8", playlist.encode())
-    with av.open(str(INPUT / "broken_long.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width = stream.height = 16
-        for _ in range(200):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")))
-        container.mux(stream.encode())
+    write_clip(INPUT / "broken_long.mp4", [np.zeros((16, 16, 3), np.uint8)] * 200, fps=24)
     made.append(INPUT / "broken_long.mp4")
     Image.new("RGB", (16, 16), 99).save(outside / "secret.png")
     (INPUT / "broken_seq_link").mkdir(exist_ok=True)
