@@ -62,6 +62,11 @@ def remove(model_patcher, kind: str, key: str) -> None:
     model_patcher.remove_wrappers_with_key(_kind(kind), key)
 
 
+def of_key(model_patcher, kind: str, key: str) -> list[Callable]:
+    """Our wrappers of `kind` under `key` on this model, in the order they run."""
+    return list(model_patcher.get_wrappers(_kind(kind), key))
+
+
 def injection(inject: Callable, eject: Callable):
     """The host's PatcherInjection: `inject(patcher)` when the model loads, `eject(patcher)` when it unloads."""
     return comfy.patcher_extension.PatcherInjection(inject=inject, eject=eject)
@@ -78,6 +83,11 @@ class WrappedCall:
         self._names = list(signature.parameters)
         self._bound = signature.bind_partial(*self.args, **self.kwargs)
         self._bound.apply_defaults()
+
+    @property
+    def conds(self) -> dict:
+        """The guider's conditionings by name ("positive", "negative"), as the sampler node handed them over."""
+        return self.executor.class_obj.conds
 
     @property
     def host_object(self) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from ..host import sampling as host_sampling
 from .errors import MotionApplyError
 
-NODE = "Apply Motion Module"
 SCHEDULES = ("auto", "animatediff", "sd", "lcm", "sdxl")
 # name → (ComfyUI make_beta_schedule name, linear_start, linear_end). ComfyUI's "sqrt_linear" is a plain
 # linspace of β (AnimateDiff's training schedule); its "linear" is linear in √β (SD's "scaled_linear").
@@ -22,7 +21,8 @@ _BETAS = {
 def resolve(name: str, format_default: str) -> str:
     """`auto` is the schedule the module's format was trained with; other names stand for themselves."""
     if name not in SCHEDULES:
-        raise MotionApplyError(f"{NODE}: unknown beta_schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
+        raise MotionApplyError(f"unknown beta_schedule {name!r}", f"choose one of {', '.join(SCHEDULES)}.",
+                               input="beta_schedule")
     return format_default if name == "auto" else name
 
 
@@ -33,8 +33,8 @@ def model_sampling(model, schedule: str):
     if schedule == "lcm":
         return host_sampling.lcm_sampling(config)
     if not host_sampling.is_discrete(current):
-        raise MotionApplyError(f"{NODE}: beta_schedule {schedule!r} needs a model with a discrete (DDPM) schedule; "
-                               "set beta_schedule to 'sd' to keep this model's own.")
+        raise MotionApplyError(f"beta_schedule {schedule!r} needs a model with a discrete (DDPM) schedule",
+                               "set beta_schedule to 'sd' to keep this model's own.", input="beta_schedule")
     name, start, end = _BETAS[schedule]
     return host_sampling.with_betas(current, config, name, start, end)
 

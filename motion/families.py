@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NODE = "Load Motion Module"
 _LIGHTNING = re.compile(r"lightning[ _.\-]*(\d+)[ _.\-]*steps?", re.IGNORECASE)
 
 
@@ -71,8 +70,8 @@ def _any(keys, pattern: str) -> bool:
     return any(regex.search(k) for k in keys)
 
 
-def foreign_family(keys: list[str], file_name: str) -> str | None:
-    """A message naming the family of a file AnimateFlow does not load as a motion module and what to use instead,
+def foreign_family(keys: list[str], file_name: str) -> tuple[str, str] | None:
+    """(problem, fix): the family of a file AnimateFlow does not load as a motion module and what to use instead,
     or None when the keys name no family we know."""
     motion = _any(keys, r"(^|\.)motion_modules\.\d+\.|temporal_attentions\.\d+\.")
     what = None
@@ -96,7 +95,7 @@ def foreign_family(keys: list[str], file_name: str) -> str | None:
         what = ("a PIA model (image-conditioned input convolution)",
                 "AnimateDiff-Evolved's 'Apply AnimateDiff-PIA Model'")
     elif motion and _any(keys, r"processor\.to_(q|k|v|out)_lora\.|_lora\.(up|down)\.weight$"):
-        what = ("a motion LoRA", "Motion LoRA Loader (AnimateFlow), after Load Motion Module")
+        what = ("a motion LoRA", "AnimateFlow's motion LoRA loader, on the loaded motion module")
     elif _any(keys, r"\.attentions\.\d+\..*processor\.to_(q|k|v|out)_lora\."):
         what = ("an image LoRA for the SD UNet in diffusers' attention-processor format, such as AnimateDiff v3's "
                 "adapter (v3_sd15_adapter)", "ComfyUI's 'LoraLoaderModelOnly' on the checkpoint's MODEL")
@@ -110,5 +109,5 @@ def foreign_family(keys: list[str], file_name: str) -> str | None:
     if what is None:
         return None
     family, instead = what
-    return (f"{NODE}: {file_name} is {family}, not a motion module AnimateFlow runs. Use {instead} for it; this "
-            "node loads AnimateDiff motion modules (v1, v2, v3, AnimateLCM, AnimateDiff-Lightning, SDXL, HotShot-XL).")
+    return (f"{file_name} is {family}, not a motion module AnimateFlow runs", f"use {instead} for it; this node "
+            "loads AnimateDiff motion modules (v1, v2, v3, AnimateLCM, AnimateDiff-Lightning, SDXL, HotShot-XL).")

@@ -15,20 +15,16 @@ from dataclasses import dataclass
 import torch
 
 from . import families
+from .errors import MotionFormatError
 from .model import MotionLayout
 
 ANIMATELCM_PE_LENGTH = 64
-NODE = "Load Motion Module"
 
 _MODULE_KEY = re.compile(
     r"^(?P<block>down_blocks\.(?P<down>\d+)|mid_block|up_blocks\.(?P<up>\d+))"
     r"\.motion_modules\.(?P<index>\d+)\.temporal_transformer\.(?P<rest>.+)$"
 )
 _PE_SUFFIX = "pos_encoder.pe"
-
-
-class MotionFormatError(ValueError):
-    """A file that is not a motion module we know; the message names the file and what was found."""
 
 
 @dataclass(frozen=True)
@@ -106,13 +102,13 @@ def canonical_state_dict(sd: dict[str, torch.Tensor], file_name: str,
         sd = _from_diffusers(sd)
     foreign = families.foreign_family(list(sd), file_name)
     if foreign:
-        raise MotionFormatError(foreign)
+        raise MotionFormatError(*foreign, input="model_name")
     unknown = [k for k in sd if not _MODULE_KEY.match(k)]
     if unknown or not sd:
         example = ", ".join(unknown[:3]) if unknown else "(no keys)"
         raise MotionFormatError(
-            f"{NODE}: {file_name} is not an AnimateDiff motion module (unexpected keys such as {example}). "
-            "Pick a motion module file (e.g. mm_sd_v15_v2) in models/animatediff_models.")
+            f"{file_name} is not an AnimateDiff motion module (unexpected keys such as {example})",
+            "pick a motion module file (e.g. mm_sd_v15_v2) in models/animatediff_models.", input="model_name")
 
     channels: dict[str, int] = {}
     pe_lengths = set()
@@ -130,11 +126,12 @@ def canonical_state_dict(sd: dict[str, torch.Tensor], file_name: str,
     down_channels = tuple(channels.get(f"down_blocks.{i}.motion_modules.0.temporal_transformer.", 0) for i in downs)
     has_mid = any(p.startswith("mid_block.") for p in channels)
     if downs != list(range(len(downs))) or len(downs) not in (3, 4) or 0 in down_channels:
-        raise MotionFormatError(f"{NODE}: {file_name} has motion modules for UNet levels {downs}; expected 4 (SD1.5) "
-                                "or 3 (SDXL) levels. The file may be damaged or of an unsupported architecture.")
+        raise MotionFormatError(f"{file_name} has motion modules for UNet levels {downs}, not the 4 of SD1.5 or the "
+                                "3 of SDXL", "the file may be damaged or of an unsupported architecture: download "
+                                "it again or pick another.", input="model_name")
     if len(pe_lengths) > 1:
-        raise MotionFormatError(f"{NODE}: {file_name} stores positional encodings of different lengths "
-                                f"{sorted(pe_lengths)}; the file is damaged.")
+        raise MotionFormatError(f"{file_name} stores positional encodings of different lengths {sorted(pe_lengths)}",
+                                "the file is damaged: download it again.", input="model_name")
 
     family = "SD1.5" if len(downs) == 4 else "SDXL"
     pe_stored = bool(pe_lengths)

@@ -23,7 +23,6 @@ from .errors import MotionApplyError
 from .model import MotionModel, VanillaTemporalModule
 from .scale_schedule import LayerScales
 
-NODE = "Apply Motion Module"
 KEY = "animateflow_motion"
 
 
@@ -55,8 +54,8 @@ def frames_per_video(batch: int, transformer_options: dict) -> int:
         return window
     videos = len(transformer_options.get(keys.COND_OR_UNCOND) or [0])
     if batch % videos:
-        raise MotionApplyError(f"{NODE}: a batch of {batch} latents cannot be split into {videos} videos of equal "
-                               "length; use one latent batch (one frame per latent) per sampler.")
+        raise MotionApplyError(f"a batch of {batch} latents cannot be split into {videos} videos of equal length",
+                               "use one latent batch (one frame per latent) per sampler.", input="model")
     return batch // videos
 
 
@@ -97,8 +96,9 @@ def insertion_points(unet: torch.nn.Module, motion: MotionModel, model_name: str
             result.append(InsertionPoint(blocks, block, anchor, module))
     if len(result) != len(points) or len(result) != len(wanted):
         raise MotionApplyError(
-            f"{NODE}: the motion module {module_name} does not fit the model {model_name}: their UNet levels or "
-            "channels differ. Use an SD1.5 motion module with an SD1.5 checkpoint and an SDXL one with SDXL.")
+            f"the motion module {module_name} does not fit the model {model_name}: their UNet levels or channels "
+            "differ", "use an SD1.5 motion module with an SD1.5 checkpoint and an SDXL one with SDXL.",
+            input="motion_module")
     return result
 
 
@@ -113,9 +113,9 @@ def _motion_layer_handler(scales: Callable, watch, fast: fast_path.FastPath, lay
         watch.saw(frames)
     if frames > layer.pe_length:
         raise MotionApplyError(
-            f"{NODE}: {frames} frames exceed the motion module's positional encoding of {layer.pe_length} frames. "
-            f"Connect Context Options with context_length ≤ {layer.pe_length} to the context_options input to sample "
-            "longer videos in windows.")
+            f"{frames} frames exceed the motion module's positional encoding of {layer.pe_length} frames",
+            f"connect context options with context_length ≤ {layer.pe_length} to the context_options input to sample "
+            "longer videos in windows.", input="context_options")
     scale = scales(layer, x, frames, transformer_options)
     if fast.use(x, frames):
         return fast.forward(layer, x, frames, scale)

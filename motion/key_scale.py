@@ -16,15 +16,14 @@ import torch
 
 from .errors import MotionApplyError
 
-NODE = "Apply Motion Module"
 _KEY_SUFFIX = ".to_k.weight"
 
 
 def key_scaled(motion_patcher, scale: float):
     """`motion_patcher` itself for scale 1, else a clone whose temporal attention keys are multiplied by `scale`."""
     if not math.isfinite(scale) or scale < 0:
-        raise MotionApplyError(f"{NODE}: attention_key_scale must be a finite number ≥ 0 (got {scale}); 1 leaves "
-                               "the attention as trained.")
+        raise MotionApplyError(f"attention_key_scale must be a finite number ≥ 0 (got {scale})",
+                               "1 leaves the attention as trained.", input="attention_key_scale")
     if scale == 1.0:
         return motion_patcher
     patcher = motion_patcher.clone()

@@ -17,7 +17,8 @@ import safetensors.torch
 import torch
 
 from ..host import folders, models
-from .formats import MotionFormat, MotionFormatError, canonical_state_dict
+from .errors import MotionFormatError
+from .formats import MotionFormat, canonical_state_dict
 from .model import MotionModel
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,14 @@ def register_model_folders(pack_dir: str) -> None:
                                           os.path.join(pack_dir, "models", folder)], SUFFIXES)
 
 
-def read_state_dict(path: str, node: str) -> dict[str, torch.Tensor]:
-    """Tensors of a file, unwrapped from `state_dict`/`module` nesting and `module.` key prefixes."""
+def read_state_dict(path: str, input: str = "model_name") -> dict[str, torch.Tensor]:
+    """Tensors of a file, unwrapped from `state_dict`/`module` nesting and `module.` key prefixes; `input` is the
+    input that named the file, for the errors."""
     name = os.path.basename(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in SUFFIXES:
-        raise MotionFormatError(f"{node}: {name} has an unsupported extension; use one of {', '.join(SUFFIXES)}.")
+        raise MotionFormatError(f"{name} has an unsupported extension", f"use one of {', '.join(SUFFIXES)}.",
+                                input=input)
     try:
         if suffix == ".safetensors":
             sd = safetensors.torch.load_file(path, device="cpu")
@@ -67,22 +70,22 @@ def read_state_dict(path: str, node: str) -> dict[str, torch.Tensor]:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise UnsafeCheckpointError(
-            f"{node}: refused to load {name}: its pickle contains code or objects other than tensors, which "
-            f"could run on your machine ({str(e).splitlines()[0]}). Use a .safetensors version of the file "
-            "from a source you trust.") from e
+            f"refused to load {name}: its pickle contains code or objects other than tensors, which could run on "
+            f"your machine ({str(e).splitlines()[0]})", "use a .safetensors version of the file from a source you "
+            "trust.", input=input) from e
     except (safetensors.SafetensorError, RuntimeError, EOFError, OSError, ValueError) as e:
         # Truncated downloads and files of another kind end up here, each library with its own wording.
         raise MotionFormatError(
-            f"{node}: cannot read {name}: the file is damaged, truncated or not a {suffix} checkpoint "
-            f"({str(e).splitlines()[0] if str(e) else type(e).__name__}). Download it again or pick another file."
-        ) from e
+            f"cannot read {name}: the file is damaged, truncated or not a {suffix} checkpoint "
+            f"({str(e).splitlines()[0] if str(e) else type(e).__name__})", "download it again or pick another file.",
+            input=input) from e
     while isinstance(sd, dict):
         nested = [w for w in _WRAPPERS if isinstance(sd.get(w), dict)]
         if not nested:
             break
         sd = sd[nested[0]]
     if not isinstance(sd, dict):
-        raise MotionFormatError(f"{node}: {name} does not hold a state dict of tensors.")
+        raise MotionFormatError(f"{name} does not hold a state dict of tensors", "pick a model file.", input=input)
     out = {}
     for key, value in sd.items():
         if not isinstance(value, torch.Tensor):
@@ -115,14 +118,14 @@ def build_motion_module(sd: dict[str, torch.Tensor], name: str, dtype: torch.dty
     missing = [k for k in missing if not k.endswith("pos_encoder.pe")]
     if missing or unexpected:
         raise MotionFormatError(
-            f"Load Motion Module: {name} ({fmt.name}) is incomplete or damaged: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}.")
+            f"{name} ({fmt.name}) is incomplete or damaged: missing {missing[:3]}, unexpected {unexpected[:3]}",
+            "download it again or pick another file.", input="model_name")
     model.eval().requires_grad_(False)
     return MotionModule(patcher=models.patcher_for(model), format=fmt, name=name)
 
 
 def load_motion_module(path: str) -> MotionModule:
     name = os.path.basename(path)
-    module = build_motion_module(read_state_dict(path, "Load Motion Module"), name, metadata=read_metadata(path))
-    log.info("Load Motion Module: %s: %s", name, module.format.describe())
+    module = build_motion_module(read_state_dict(path), name, metadata=read_metadata(path))
+    log.info("Loaded motion module %s: %s", name, module.format.describe())
     return module

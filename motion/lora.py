@@ -18,18 +18,15 @@ patch its mid block, which v1 and v3 lack (the leading pack skips those too).
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 
 import torch
 
 from ..host import models
-from .formats import MotionFormatError
+from .errors import MotionFormatError
 from .loader import MotionModule
 
-log = logging.getLogger(__name__)
-NODE = "Motion LoRA Loader"
 _PROCESSOR_KEY = re.compile(r"^(?P<parent>.+)\.processor\.(?P<layer>[^.]+)_lora\.(?P<side>down|up)\.weight$")
 _RAW_KEY = re.compile(r"^(?P<layer>.+)\.lora_(?P<side>down|up|A|B)\.weight$")
 _SIDES = {"down": "down", "up": "up", "A": "down", "B": "up"}
@@ -74,12 +71,13 @@ def lora_pairs(sd: dict[str, torch.Tensor], lora_name: str) -> dict[str, tuple[t
     for key, value in sd.items():
         named = _module_key(key)
         if named is None:
-            raise MotionFormatError(f"{NODE}: {lora_name} is not a motion LoRA (unexpected key {key}). "
-                                    "Pick a motion LoRA file (e.g. v2_lora_PanLeft) in models/animatediff_motion_lora.")
+            raise MotionFormatError(f"{lora_name} is not a motion LoRA (unexpected key {key})", "pick a motion LoRA "
+                                    "file (e.g. v2_lora_PanLeft) in models/animatediff_motion_lora.", input="lora_name")
         sides.setdefault(named[0], {})[named[1]] = value
     incomplete = [k for k, v in sides.items() if len(v) != 2]
     if incomplete or not sides:
-        raise MotionFormatError(f"{NODE}: {lora_name} is damaged: {incomplete[:2] or 'no keys'} lack an up or down matrix.")
+        raise MotionFormatError(f"{lora_name} is damaged: {incomplete[:2] or 'no keys'} lack an up or down matrix",
+                                "download it again or pick another file.", input="lora_name")
     return {k: (v["up"], v["down"]) for k, v in sides.items()}
 
 
@@ -93,12 +91,13 @@ def fit_lora(motion: MotionModule, lora_sd: dict[str, torch.Tensor], lora_name: 
     where = f"the motion module {motion.name} ({motion.format.name})"
     if wrong:
         raise MotionFormatError(
-            f"{NODE}: {lora_name} does not fit {where}: {len(wrong)} layers have other shapes (e.g. {wrong[0]}), "
-            f"so it was trained for another base model. Use a motion LoRA made for {motion.format.family} modules.")
+            f"{lora_name} does not fit {where}: {len(wrong)} layers have other shapes (e.g. {wrong[0]}), so it was "
+            f"trained for another base model", f"use a motion LoRA made for {motion.format.family} modules.",
+            input="lora_name")
     if not shared:
         raise MotionFormatError(
-            f"{NODE}: {lora_name} patches none of the layers of {where} (it names {len(pairs)}, e.g. "
-            f"{next(iter(pairs))}). Pick a LoRA trained for this kind of module (v2 LoRAs fit v1, v2 and v3).")
+            f"{lora_name} patches none of the layers of {where} (it names {len(pairs)}, e.g. {next(iter(pairs))})",
+            "pick a LoRA trained for this kind of module (v2 LoRAs fit v1, v2 and v3).", input="lora_name")
     skipped = tuple(k for k in pairs if k not in weights)
     return LoRAFit(lora_name=lora_name, module_name=motion.name, pairs=shared, skipped=skipped)
 
@@ -111,11 +110,3 @@ def apply_fit(motion: MotionModule, fit: LoRAFit, strength: float) -> MotionModu
     patcher.add_patches(models.lora_patches(fit.pairs), strength_patch=float(strength))
     return MotionModule(patcher=patcher, format=motion.format, name=f"{motion.name} + {fit.lora_name}")
 
-
-def apply_motion_lora(motion: MotionModule, lora_sd: dict[str, torch.Tensor], lora_name: str,
-                      strength: float) -> MotionModule:
-    """fit_lora then apply_fit, logging what was skipped."""
-    fit = fit_lora(motion, lora_sd, lora_name)
-    if fit.skipped:
-        log.info("%s: %s", NODE, fit.describe())
-    return apply_fit(motion, fit, strength)

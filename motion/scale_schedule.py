@@ -22,25 +22,27 @@ import torch
 import torch.nn.functional as F
 
 from ..host import transformer_options as keys
+from .errors import MotionScaleError
 
 INTERPOLATIONS = ("linear", "ease_in_out", "hold")
 BLOCKS = ("down", "mid", "up")
-NODE = "Motion Scale Schedule"
 _PAIR = re.compile(r"^\s*(-?\d+)\s*:\s*(\S+)\s*$")
 
 
-class MotionScaleError(ValueError):
-    """A schedule that cannot be read or used; the message names the input and the fix."""
-
-
-def _number(text: str, what: str) -> float:
+def _number(text: str, what: str, input: str = "schedule") -> float:
     try:
         value = float(text)
     except ValueError:
-        raise MotionScaleError(f"{NODE}: {what} {text!r} is not a number; write e.g. '0: 1.0, 16: 0.5'.") from None
+        raise MotionScaleError(f"{what} {text!r} is not a number", "write e.g. '0: 1.0, 16: 0.5'.",
+                               input=input) from None
     if not math.isfinite(value) or value < 0:
-        raise MotionScaleError(f"{NODE}: {what} {text!r} must be a finite number ≥ 0.")
+        raise MotionScaleError(f"{what} is {text!r}", "enter a finite number ≥ 0.", input=input)
     return value
+
+
+def _unknown_interpolation(name: str):
+    raise MotionScaleError(f"unknown interpolation {name!r}", f"choose one of {', '.join(INTERPOLATIONS)}.",
+                           input="interpolation")
 
 
 def parse_schedule(text: str) -> tuple[tuple[int, float], ...]:
@@ -55,13 +57,14 @@ def parse_schedule(text: str) -> tuple[tuple[int, float], ...]:
         for match in pairs:
             frame = int(match[1])
             if frame < 0:
-                raise MotionScaleError(f"{NODE}: keyframe {frame} is negative; frames count from 0.")
+                raise MotionScaleError(f"keyframe {frame} is negative", "frames count from 0.", input="schedule")
             if frame in keyframes:
-                raise MotionScaleError(f"{NODE}: frame {frame} has two keyframes; keep one.")
+                raise MotionScaleError(f"frame {frame} has two keyframes", "keep one.", input="schedule")
             keyframes[frame] = _number(match[2], f"the scale of frame {frame}")
         return tuple(sorted(keyframes.items()))
     if any(pairs):
-        raise MotionScaleError(f"{NODE}: schedule mixes 'frame: scale' pairs and plain values; use one form.")
+        raise MotionScaleError("schedule mixes 'frame: scale' pairs and plain values", "use one form.",
+                               input="schedule")
     return tuple((i, _number(item.strip(), f"value {i}")) for i, item in enumerate(items))
 
 
@@ -73,16 +76,15 @@ def values_from_list(values) -> tuple[tuple[int, float], ...]:
         values = [values]
     values = list(values)
     if not values:
-        raise MotionScaleError(f"{NODE}: frame_scales is an empty list; give one value per frame.")
-    return tuple((i, _number(str(float(v)), f"frame_scales value {i}")) for i, v in enumerate(values))
+        raise MotionScaleError("frame_scales is an empty list", "give one value per frame.", input="frame_scales")
+    return tuple((i, _number(str(float(v)), f"frame_scales value {i}", "frame_scales")) for i, v in enumerate(values))
 
 
 def interpolate(keyframes: tuple[tuple[int, float], ...], interpolation: str, frames: torch.Tensor) -> torch.Tensor:
     """The schedule at each of `frames` (frame numbers): held before the first and after the last keyframe,
     between two keyframes linear, cosine ease-in-out, or held at the earlier one."""
     if interpolation not in INTERPOLATIONS:
-        raise MotionScaleError(f"{NODE}: unknown interpolation {interpolation!r}; "
-                               f"choose one of {', '.join(INTERPOLATIONS)}.")
+        _unknown_interpolation(interpolation)
     at = torch.as_tensor(frames, dtype=torch.float64)
     keys = torch.tensor([k for k, _ in keyframes], dtype=torch.float64)
     vals = torch.tensor([v for _, v in keyframes], dtype=torch.float64)
@@ -121,17 +123,17 @@ class MotionScaleSchedule:
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
-            raise MotionScaleError(f"{NODE}: unknown interpolation {self.interpolation!r}; "
-                                   f"choose one of {', '.join(INTERPOLATIONS)}.")
+            _unknown_interpolation(self.interpolation)
         for name in BLOCKS:
-            _number(str(getattr(self, name)), name)
+            _number(str(getattr(self, name)), name, name)
         if self.mask is not None:
             mask = self.mask
             if mask.ndim == 2:
                 mask = mask[None]
             if mask.ndim != 3 or mask.shape[0] < 1 or not torch.isfinite(mask).all() or (mask < 0).any():
-                raise MotionScaleError(f"{NODE}: mask must be a MASK (frames × height × width) of finite values "
-                                       f"≥ 0, got shape {tuple(self.mask.shape)}.")
+                raise MotionScaleError(f"mask has shape {tuple(self.mask.shape)} or values that are not finite "
+                                       "and ≥ 0", "connect a MASK (frames × height × width) of finite values ≥ 0.",
+                                       input="mask")
             object.__setattr__(self, "mask", mask.detach().float().cpu())
 
     @property

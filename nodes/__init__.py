@@ -9,6 +9,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import (context_nodes, input_nodes, interpolate_nodes, latent_nodes, motion_nodes, motion_scale_nodes,
                motion_watch, prompt_travel_nodes, sampling_nodes, video_nodes)
+from .common import names_its_errors
 
 NODE_MODULES = (context_nodes, input_nodes, interpolate_nodes, latent_nodes, motion_nodes, motion_scale_nodes,
                 prompt_travel_nodes, sampling_nodes, video_nodes)
@@ -17,7 +18,7 @@ NODE_MODULES = (context_nodes, input_nodes, interpolate_nodes, latent_nodes, mot
 class AnimateFlowExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         motion_watch.register_prompt_check()
-        return [node for module in NODE_MODULES for node in module.NODES]
+        return [names_its_errors(node) for module in NODE_MODULES for node in module.NODES]
 
 
 def comfy_entrypoint() -> ComfyExtension:

@@ -1,4 +1,8 @@
-"""Names shared by every node of the pack, so ids and menus stay consistent, and the check of FLOAT inputs.
+"""Names shared by every node of the pack, so ids and menus stay consistent; who raised an error; FLOAT checks.
+
+motion/ and sampling/ raise typed errors (errors.InputError) that say which input is wrong and the fix but not
+which node: `names_its_errors` (applied to every node at registration) adds the node's name to those its `execute`
+raises, and `owns_sampling` does the same for those raised while a sampler node samples a model the node patched.
 
 Every FLOAT input of the pack is checked twice, because ComfyUI's own range check lets NaN through (every
 comparison with NaN is false) and never looks at a value that arrives through a link:
@@ -23,7 +27,11 @@ tests/test_bad_inputs.py walks every FLOAT input in /object_info, so a new one l
 
 from __future__ import annotations
 
+import functools
 import math
+
+from ..errors import InputError
+from ..sampling import model_checks
 
 CATEGORY = "AnimateDiff"
 NODE_PREFIX = "AnimateFlow_"
@@ -40,6 +48,31 @@ def display_name(name: str) -> str:
 
 def _node_name(node) -> str:
     return node.define_schema().display_name.removesuffix(DISPLAY_SUFFIX)
+
+
+def names_its_errors(node: type) -> type:
+    """The node class, its `execute` naming the node in the typed errors raised below nodes/ (in place, once)."""
+    execute = node.__dict__["execute"].__func__
+    if getattr(execute, "names_errors", False):
+        return node
+
+    @functools.wraps(execute)
+    def named(cls, *args, **kwargs):
+        try:
+            return execute(cls, *args, **kwargs)
+        except InputError as error:
+            error.node = error.node or _node_name(cls)
+            raise
+
+    named.names_errors = True
+    node.execute = classmethod(named)
+    return node
+
+
+def owns_sampling(model_patcher, node) -> None:
+    """For a node that patches a model (a clone it returns): every sampling of it checks per-frame batch sizes, and
+    the typed errors raised while it samples (inside a core sampler node) name this node."""
+    model_checks.attach(model_patcher, _node_name(node))
 
 
 def _bounds(node, name: str) -> str:

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..sampling.context_handler import attach_context_options
 from ..sampling.context_options import FUSE_METHODS, SCHEDULES, ContextOptions, require_context_options
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, owns_sampling
 from .types import ContextOptionsType
 
 
@@ -79,9 +79,10 @@ class SetContextOptions(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, context_options: ContextOptions) -> io.NodeOutput:
-        require_context_options(context_options, "Set Context Options")
+        require_context_options(context_options)
         model = model.clone()
         attach_context_options(model, context_options)
+        owns_sampling(model, cls)
         return io.NodeOutput(model)
 
 

@@ -86,15 +86,12 @@ class LatentInitBlend(io.ComfyNode):
             name = "latent_scale" if latent_scale == 0 else "latent_scale_last"
             raise ValueError(f"Latent Init Blend: {name} is 0, which divides by zero; set it above 0 (default 32)")
         scale = model.get_model_object("latent_format").scale_factor if model is not None else SD15_LATENT_SCALE
-        try:
-            samples = init_latents.blend_init_latents(
-                init_latent["samples"], frames, latent_power, latent_scale, seed,
-                last_latent=None if last_latent is None else last_latent["samples"],
-                latent_power_last=latent_power_last, latent_scale_last=latent_scale_last,
-                noise_std=1.0 / scale,
-            )
-        except ValueError as err:
-            raise ValueError(f"Latent Init Blend: {err}") from err
+        samples = init_latents.blend_init_latents(
+            init_latent["samples"], frames, latent_power, latent_scale, seed,
+            last_latent=None if last_latent is None else last_latent["samples"],
+            latent_power_last=latent_power_last, latent_scale_last=latent_scale_last,
+            noise_std=1.0 / scale,
+        )
         return io.NodeOutput({"samples": samples})
 
 

@@ -20,8 +20,6 @@ from ..sampling.context_handler import attach_context_options
 from ..sampling.context_options import require_context_options
 from . import motion_watch
 
-NODE = inject.NODE
-
 
 def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, beta_schedule: str = "auto",
                         context_options=None, fast_mode: str = "auto", scale_schedule: MotionScaleSchedule | None = None,
@@ -37,20 +35,24 @@ def apply_motion_module(model, motion: MotionModule, motion_scale: float = 1.0, 
     """
     fmt = motion.format
     if not math.isfinite(motion_scale) or motion_scale < 0:
-        raise MotionApplyError(f"{NODE}: motion_scale must be a finite number ≥ 0 (got {motion_scale}).")
+        raise MotionApplyError(f"motion_scale is {motion_scale}", "enter a finite number ≥ 0.", input="motion_scale")
     if scale_schedule is not None and not isinstance(scale_schedule, MotionScaleSchedule):
-        raise MotionApplyError(f"{NODE}: motion_scale_schedule must come from this pack's Motion Scale Schedule "
-                               f"node, not {type(scale_schedule).__name__}; replace the connected node.")
+        raise MotionApplyError(f"motion_scale_schedule got {type(scale_schedule).__name__}, not this pack's motion "
+                               "scale schedule", "replace the connected node with AnimateFlow's.",
+                               input="motion_scale_schedule")
     schedule = beta_schedules.resolve(beta_schedule, fmt.default_betas)
     if fast_mode not in fast_path.MODES:
-        raise MotionApplyError(f"{NODE}: unknown fast_path {fast_mode!r}; choose one of {fast_path.MODES}.")
+        raise MotionApplyError(f"unknown fast_path {fast_mode!r}", f"choose one of {fast_path.MODES}.",
+                               input="fast_path")
     if inject.is_applied(model):
-        raise MotionApplyError(f"{NODE}: this model already has a motion module applied; apply one per model.")
+        raise MotionApplyError("this model already has a motion module applied", "apply one per model.",
+                               input="model")
     pe_length = fmt.layout.pe_length
-    if context_options is not None and require_context_options(context_options, NODE).context_length > pe_length:
+    if context_options is not None and require_context_options(context_options).context_length > pe_length:
         raise MotionApplyError(
-            f"{NODE}: context_length {context_options.context_length} is longer than the motion module's positional "
-            f"encoding ({pe_length} frames, {fmt.name}); set Context Options' context_length to {pe_length} or less.")
+            f"context_length {context_options.context_length} is longer than the motion module's positional "
+            f"encoding ({pe_length} frames, {fmt.name})", f"set the context options' context_length to {pe_length} "
+            "or less.", input="context_options")
     points = inject.insertion_points(model.model.diffusion_model, motion.model, type(model.model.model_config).__name__,
                                      f"{motion.name} ({fmt.name}, {fmt.family})")
     motion_patcher = key_scale.key_scaled(motion.patcher, attention_key_scale)

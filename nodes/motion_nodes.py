@@ -11,7 +11,7 @@ from ..host import folders
 from ..motion import beta_schedules, loader, lora
 from ..motion.fast_path import MODES as FAST_PATH_MODES
 from . import motion_apply
-from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
+from .common import CATEGORY, display_name, node_id, owns_sampling, require_finite, validate_floats
 from .types import ContextOptionsType, MotionModuleType, MotionScaleType, require_motion_module
 
 
@@ -104,12 +104,14 @@ class ApplyMotionModule(io.ComfyNode):
                 attention_key_scale: float = 1.0, live_preview: bool = True) -> io.NodeOutput:
         require_finite(cls, motion_scale=motion_scale, attention_key_scale=attention_key_scale)
         require_motion_module(motion_module, "Apply Motion Module")
-        return io.NodeOutput(motion_apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
-                                                       context_options, fast_mode=fast_path,
-                                                       scale_schedule=motion_scale_schedule,
-                                                       attention_key_scale=attention_key_scale,
-                                                       node_id=cls.hidden.unique_id if cls.hidden else None,
-                                                       live_preview=live_preview))
+        patched = motion_apply.apply_motion_module(model, motion_module, motion_scale, beta_schedule,
+                                                   context_options, fast_mode=fast_path,
+                                                   scale_schedule=motion_scale_schedule,
+                                                   attention_key_scale=attention_key_scale,
+                                                   node_id=cls.hidden.unique_id if cls.hidden else None,
+                                                   live_preview=live_preview)
+        owns_sampling(patched, cls)
+        return io.NodeOutput(patched)
 
 
 class MotionLoRALoader(io.ComfyNode):
@@ -142,9 +144,9 @@ class MotionLoRALoader(io.ComfyNode):
         require_finite(cls, strength=strength)
         require_motion_module(motion_module, "Motion LoRA Loader")
         path = folders.model_path(loader.LORA_FOLDER, lora_name)
-        fit = lora.fit_lora(motion_module, loader.read_state_dict(path, lora.NODE), lora_name)
+        fit = lora.fit_lora(motion_module, loader.read_state_dict(path, "lora_name"), lora_name)
         report = fit.describe()
-        log.log(logging.WARNING if fit.skipped else logging.INFO, "%s: %s", lora.NODE, report)
+        log.log(logging.WARNING if fit.skipped else logging.INFO, "Motion LoRA Loader: %s", report)
         return io.NodeOutput(lora.apply_fit(motion_module, fit, strength), ui=ui.PreviewText(report))
 
 

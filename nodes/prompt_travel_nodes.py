@@ -50,8 +50,9 @@ class PromptTravel(io.ComfyNode):
             conds.append(cond)
             pooled.append(pool)
         if len({c.shape for c in conds}) > 1:
-            raise prompt_travel.PromptTravelError(f"{NAME}: keyframe prompts encode to different lengths (one is "
-                                                  "over 75 tokens with head and tail); shorten it so all fit one chunk.")
+            raise prompt_travel.PromptTravelError("keyframe prompts encode to different lengths (one is over 75 "
+                                                  "tokens with head and tail)", "shorten it so all fit one chunk.",
+                                                  input="schedule")
         plan = prompt_travel.travel_plan([f for f, _ in keyframes.frames], frames, loop)
         extra = {"pooled_output": prompt_travel.per_frame(pooled, plan)} if pooled[0] is not None else {}
         for warning in keyframes.warnings:

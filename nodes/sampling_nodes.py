@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..sampling import freeinit, noise
-from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
+from .common import CATEGORY, display_name, node_id, owns_sampling, require_finite, validate_floats
 
 
 class FreeInit(io.ComfyNode):
@@ -54,6 +54,7 @@ class FreeInit(io.ComfyNode):
                                            coarse_to_fine=coarse_to_fine)
         model = model.clone()
         freeinit.attach(model, options)
+        owns_sampling(model, cls)
         return io.NodeOutput(model)
 
 
@@ -82,6 +83,7 @@ class PerFrameNoise(io.ComfyNode):
     def execute(cls, model, mode: str) -> io.NodeOutput:
         model = model.clone()
         noise.attach(model, mode)
+        owns_sampling(model, cls)
         return io.NodeOutput(model)
 
 

@@ -3,7 +3,8 @@
 A conditioning item is per-frame when its first dimension equals the video's frame count (Prompt Travel's cross
 attention and pooled output, a ControlNet image batch); everything else is shared by all frames and passed as is.
 A batch of another size is neither: the host would silently repeat or cut it, and under windows every window would
-restart it from its first frame, so `check_frame_counts` refuses it before the first step.
+restart it from its first frame, so `check_frame_counts` refuses it before the first step of every sampling of a
+model we patched, windowed or not (model_checks.py).
 
 ControlNet hints are prepared by the host (resized to the latent, preprocessed, VAE-encoded for some models) the
 first time a control runs on a batch. Preparation is per frame, so a frame prepared for one window is the same for
@@ -18,13 +19,7 @@ from __future__ import annotations
 import torch
 
 from .context_fuse import FrameWindow
-
-NODE = "Context Options"
-
-
-class FrameCountError(ValueError):
-    """A per-frame conditioning or hint batch whose length is not the latent's frame count."""
-
+from .errors import FrameCountError
 
 def is_per_frame(tensor, frames: int) -> bool:
     return isinstance(tensor, torch.Tensor) and tensor.ndim > 0 and tensor.size(0) == frames
@@ -63,18 +58,18 @@ def check_frame_counts(conds: dict[str, list[dict]], frames: int) -> None:
                 count = _batched(tensor)
                 if count is not None and count != frames:
                     raise FrameCountError(
-                        f"{NODE}: the {name} conditioning holds {count} per-frame entries ({key}) but the latent "
-                        f"batch has {frames} frames. Set Prompt Travel's frames (or whatever made the per-frame "
-                        f"conditioning) to {frames}, or the latent batch size to {count}.")
+                        f"the {name} conditioning holds {count} per-frame entries ({key}) but the latent batch has "
+                        f"{frames} frames", f"make the per-frame conditioning (a prompt schedule's frames) {frames} "
+                        f"frames long, or the latent batch size {count}.", input=name)
             for control in _controls(cond.get("control")):
                 hints = [getattr(control, "cond_hint_original", None)] + list(getattr(control, "extra_concat_orig", []))
                 for hint in hints:
                     count = _batched(hint)
                     if count is not None and count != frames:
                         raise FrameCountError(
-                            f"{NODE}: a ControlNet image batch ({type(control).__name__} on the {name} conditioning) "
-                            f"holds {count} frames but the latent batch has {frames}. Give Apply ControlNet {frames} "
-                            "images (one per frame) or a single image for all frames.")
+                            f"a ControlNet image batch ({type(control).__name__} on the {name} conditioning) holds "
+                            f"{count} frames but the latent batch has {frames}", f"give the ControlNet {frames} "
+                            "images (one per frame) or a single image for all frames.", input=name)
 
 
 def resize_cond(cond_in: list[dict] | None, frames: int, window: FrameWindow, hints: ControlHints,

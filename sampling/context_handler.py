@@ -27,20 +27,16 @@ from ..host import execution, wrappers
 from ..host import sampling as host_sampling
 from ..host import transformer_options as keys
 from ..host.sampling import ContextHandlerABC
-from . import context_schedules, freenoise
-from .context_conds import ControlHints, check_frame_counts, resize_cond
+from . import context_schedules, freenoise, model_checks
+from .context_conds import ControlHints, resize_cond
 from .context_fuse import FrameWindow, UncoveredFramesError, WindowFuse
 from .context_options import ContextOptions
+from .errors import ContextWindowError
 
-NODE = "Context Options"
 HANDLER_KEY = host_sampling.CONTEXT_HANDLER
 WRAPPER_KEY = "AnimateFlow_context_windows"
 PEAK_ALLOWANCE = 0.03  # auto batching may raise peak memory this much over one window per call
 HOST_BATCH_MARGIN = 1.5  # the host's own margin when it decides whether cond and uncond fit one call
-
-
-class ContextWindowError(RuntimeError):
-    """Sampling in windows produced something unusable; the message names the node and its settings."""
 
 
 class AnimateFlowContextHandler(ContextHandlerABC):
@@ -122,8 +118,8 @@ class AnimateFlowContextHandler(ContextHandlerABC):
                     fuse.add(window, [out[part] for out in outputs])
             result = fuse.result()
         except UncoveredFramesError as e:
-            raise ContextWindowError(f"{NODE}: {e} at step {step} ({self._settings(frames)}); this is a bug in "
-                                     "the window schedule, please report it with these settings.") from e
+            raise ContextWindowError(f"{e} at step {step} ({self._settings(frames)})", "this is a bug in the window "
+                                     "schedule, please report it with these settings.") from e
         finally:
             for key in _PUBLISHED:
                 published.pop(key, None)
@@ -141,8 +137,8 @@ class AnimateFlowContextHandler(ContextHandlerABC):
             bad = ~torch.isfinite(out.reshape(frames, -1)).all(dim=1)
             if bool(bad.any()):
                 raise ContextWindowError(
-                    f"{NODE}: the model returned NaN/inf for frames {bad.nonzero().flatten().tolist()} at step {step} "
-                    f"({self._settings(frames)}). Check the inputs upstream (a NaN motion_scale or latent), or "
+                    f"the model returned NaN/inf for frames {bad.nonzero().flatten().tolist()} at step {step} "
+                    f"({self._settings(frames)})", "check the inputs upstream (a NaN motion_scale or latent), or "
                     "sample in float32 if the model overflows in half precision.")
 
     def begin_run(self) -> None:
@@ -175,13 +171,12 @@ def _handler(model_options: dict | None) -> AnimateFlowContextHandler | None:
 
 
 def _prepare_sampling_wrapper(executor, *args, **kwargs):
-    """PREPARE_SAMPLING: check per-frame batches before the first step, and size the memory estimate for one
-    window per call, not the whole video, or long videos would offload needlessly."""
+    """PREPARE_SAMPLING: size the memory estimate for one window per call, not the whole video, or long videos
+    would offload needlessly."""
     call = wrappers.WrappedCall(executor, args, kwargs)
     handler = _handler(call.get("model_options"))
     if handler is not None:
         shape = list(call["noise_shape"])
-        check_frame_counts(call["conds"], shape[0])
         shape[0] = min(shape[0], handler.context_length)
         call = call.replace(noise_shape=shape)
     return call()
@@ -220,4 +215,5 @@ def attach_context_options(model_patcher, options: ContextOptions) -> None:
     # Attaching twice (Set Context Options, then Apply Motion Module) must replace, not stack, our wrappers.
     wrappers.add(model_patcher, wrappers.PREPARE_SAMPLING, WRAPPER_KEY, _prepare_sampling_wrapper)
     wrappers.add(model_patcher, wrappers.OUTER_SAMPLE, WRAPPER_KEY, _outer_sample_wrapper)
+    model_checks.attach(model_patcher)
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ContextOptionsError
+
 SCHEDULES = ("uniform", "static", "looped")
 FUSE_METHODS = ("pyramid", "flat", "gaussian", "overwrite")
-
-
-class ContextOptionsError(ValueError):
-    """A context option the windows cannot be built from; the message says which input and the fix."""
 
 
 @dataclass(frozen=True)
@@ -28,24 +26,27 @@ class ContextOptions:
     max_batched_windows: int = 1
 
     def __post_init__(self) -> None:
-        node = "Context Options"
         if self.context_length < 2:
-            raise ContextOptionsError(f"{node}: context_length must be at least 2 (got {self.context_length}); "
-                                      "16 is what the motion modules were trained on.")
+            raise ContextOptionsError(f"context_length must be at least 2 (got {self.context_length})",
+                                      "16 is what the motion modules were trained on.", input="context_length")
         if self.context_stride < 1:
-            raise ContextOptionsError(f"{node}: context_stride must be at least 1 (got {self.context_stride}).")
+            raise ContextOptionsError(f"context_stride must be at least 1 (got {self.context_stride})",
+                                      "1 runs no strided windows.", input="context_stride")
         overlap = self.resolved_overlap
         if not 0 <= overlap < self.context_length:
-            raise ContextOptionsError(f"{node}: context_overlap must be -1 (a quarter of the length) or between 0 and "
-                                      f"context_length - 1 = {self.context_length - 1} (got {self.context_overlap}).")
+            raise ContextOptionsError(f"context_overlap is {self.context_overlap}",
+                                      "set it to -1 (a quarter of the length) or between 0 and context_length - 1 = "
+                                      f"{self.context_length - 1}.", input="context_overlap")
         if self.max_batched_windows < 0:
-            raise ContextOptionsError(f"{node}: max_batched_windows must be 0 (auto: as many as keep peak memory "
-                                      f"within 3% of one window's) or a positive limit (got {self.max_batched_windows}).")
+            raise ContextOptionsError(f"max_batched_windows is {self.max_batched_windows}",
+                                      "set it to 0 (auto: as many as keep peak memory within 3% of one window's) "
+                                      "or a positive limit.", input="max_batched_windows")
         if self.schedule not in SCHEDULES:
-            raise ContextOptionsError(f"{node}: unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+            raise ContextOptionsError(f"unknown schedule {self.schedule!r}", f"choose one of {', '.join(SCHEDULES)}.",
+                                      input="schedule")
         if self.fuse_method not in FUSE_METHODS:
-            raise ContextOptionsError(f"{node}: unknown fuse_method {self.fuse_method!r}; "
-                                      f"choose one of {', '.join(FUSE_METHODS)}.")
+            raise ContextOptionsError(f"unknown fuse_method {self.fuse_method!r}",
+                                      f"choose one of {', '.join(FUSE_METHODS)}.", input="fuse_method")
 
     @property
     def resolved_overlap(self) -> int:
@@ -59,10 +60,10 @@ class ContextOptions:
                 f"fuse_method {self.fuse_method}")
 
 
-def require_context_options(value: object, node: str) -> ContextOptions:
+def require_context_options(value: object) -> ContextOptions:
     """Other packs name their type CONTEXT_OPTIONS too, so the editor lets their node connect here: say so plainly."""
     if not isinstance(value, ContextOptions):
         raise ContextOptionsError(
-            f"{node}: context_options must come from this pack's Context Options node (AnimateFlow), not "
-            f"{type(value).__module__}.{type(value).__name__}; replace the connected node.")
+            f"context_options got {type(value).__module__}.{type(value).__name__}, not this pack's context options",
+            "connect this pack's (AnimateFlow) context options node instead.", input="context_options")
     return value

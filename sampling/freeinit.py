@@ -25,12 +25,12 @@ import torch
 from ..host import transformer_options as keys
 from ..host import wrappers
 from . import noise as frame_noise
+from .errors import SamplingError
 
 log = logging.getLogger(__name__)
 
 FILTERS = ("butterworth", "gaussian", "ideal")
 WRAPPER_KEY = "AnimateFlow_FreeInit"
-NODE = "FreeInit"
 _FFT_DIMS = (0, 2, 3)  # frames, height, width of a (frames, channels, height, width) latent batch
 
 
@@ -45,15 +45,21 @@ class FreeInitOptions:
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
-            raise ValueError(f"{NODE}: iterations must be at least 1 (got {self.iterations}); 1 is plain sampling.")
+            raise SamplingError(f"iterations must be at least 1 (got {self.iterations})", "1 is plain sampling.",
+                                input="iterations")
         if self.filter not in FILTERS:
-            raise ValueError(f"{NODE}: unknown filter {self.filter!r}; choose one of {', '.join(FILTERS)}.")
+            _unknown_filter(self.filter)
         for name in ("d_s", "d_t"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-                raise ValueError(f"{NODE}: {name} must be between 0 and 1 (got {value}); the paper uses 0.25.")
+                raise SamplingError(f"{name} must be between 0 and 1 (got {value})", "the paper uses 0.25.",
+                                    input=name)
         if self.order < 1:
-            raise ValueError(f"{NODE}: order must be at least 1 (got {self.order}); the paper uses 4.")
+            raise SamplingError(f"order must be at least 1 (got {self.order})", "the paper uses 4.", input="order")
+
+
+def _unknown_filter(kind: str):
+    raise SamplingError(f"unknown filter {kind!r}", f"choose one of {', '.join(FILTERS)}.", input="filter")
 
 
 def normalized_frequencies(n: int) -> torch.Tensor:
@@ -73,7 +79,7 @@ def low_pass_filter(kind: str, frames: int, height: int, width: int, d_s: float 
     these for even sizes and is off by 1/T for odd ones. d_s or d_t of 0 keeps no low frequencies.
     """
     if kind not in FILTERS:
-        raise ValueError(f"{NODE}: unknown filter {kind!r}; choose one of {', '.join(FILTERS)}.")
+        _unknown_filter(kind)
     if d_s == 0 or d_t == 0:
         return torch.zeros(frames, height, width)
     t = normalized_frequencies(frames) * (d_s / d_t)
@@ -139,8 +145,8 @@ def sampler_sample_wrapper(options: FreeInitOptions):
         if options.iterations == 1 or noise.ndim != 4 or noise.shape[0] < 1:
             return call()
         if not torch.count_nonzero(noise):
-            log.info("%s: the sampler adds no noise (add_noise disabled), so there is nothing to re-initialise; "
-                     "sampling once.", NODE)
+            log.info("FreeInit: the sampler adds no noise (add_noise disabled), so there is nothing to "
+                     "re-initialise; sampling once.")
             return call()
         guider, sigmas, extra_args = call["model_wrap"], call["sigmas"], call["extra_args"]
         callback, latent_image = call["callback"], call["latent_image"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import SamplingError
+
 
 def frame_alphas(frames: int, latent_power: float, latent_scale: float) -> torch.Tensor:
     """Per-frame weight of the init latent, float32 [frames], clamped to [0, 1].
@@ -18,7 +20,8 @@ def frame_alphas(frames: int, latent_power: float, latent_scale: float) -> torch
     The original only clamps below 0; clamping above 1 too keeps a negative scale from amplifying the latent.
     """
     if latent_scale == 0:
-        raise ValueError("latent_scale is 0, which divides by zero: use a positive value (the original uses 32)")
+        raise SamplingError("latent_scale is 0, which divides by zero", "set it above 0 (the original uses 32).",
+                            input="latent_scale")
     index = torch.arange(frames, dtype=torch.float64)
     alphas = 1.0 - index.pow(latent_power) / latent_scale
     return alphas.clamp(0.0, 1.0).to(torch.float32)
@@ -57,10 +60,8 @@ def _per_frame(latent: torch.Tensor, frames: int, name: str) -> torch.Tensor:
         return latent.expand(frames, *latent.shape[1:])
     if latent.shape[0] == frames:
         return latent
-    raise ValueError(
-        f"{name} has a batch of {latent.shape[0]} latents but {frames} frames were asked: "
-        f"give one latent, exactly {frames}, or set frames to 0 to use the batch size"
-    )
+    raise SamplingError(f"{name} has a batch of {latent.shape[0]} latents but {frames} frames were asked",
+                        f"give one latent, exactly {frames}, or set frames to 0 to use the batch size.", input=name)
 
 
 def blend_init_latents(
@@ -82,13 +83,13 @@ def blend_init_latents(
     scaled space, so the node passes 1 / the model's latent scale factor.
     """
     if frames < 0:
-        raise ValueError(f"frames is {frames}: use a positive count, or 0 for the batch size of init_latent")
+        raise SamplingError(f"frames is {frames}", "use a positive count, or 0 for the batch size of init_latent.",
+                            input="frames")
     frames = frames or init_latent.shape[0]
     if last_latent is not None and last_latent.shape[1:] != init_latent.shape[1:]:
-        raise ValueError(
-            f"last_latent has shape {tuple(last_latent.shape[1:])} per frame but init_latent has "
-            f"{tuple(init_latent.shape[1:])}: encode both images at the same size"
-        )
+        raise SamplingError(f"last_latent has shape {tuple(last_latent.shape[1:])} per frame but init_latent has "
+                            f"{tuple(init_latent.shape[1:])}", "encode both images at the same size.",
+                            input="last_latent")
     last = None if last_latent is None else (latent_power_last, latent_scale_last)
     init_w, last_w = blend_weights(frames, latent_power, latent_scale, last)
 

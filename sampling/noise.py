@@ -17,6 +17,7 @@ import torch
 
 from ..host import sampling as host_sampling
 from ..host import wrappers
+from .errors import SamplingError
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def attach(model_patcher, mode: str) -> None:
     per-frame noise whichever node was applied first.
     """
     if mode not in MODES:
-        raise ValueError(f"Per-Frame Noise: unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+        raise SamplingError(f"unknown mode {mode!r}", f"choose one of {', '.join(MODES)}.", input="mode")
     wrappers.remove(model_patcher, wrappers.OUTER_SAMPLE, WRAPPER_KEY)
     model_patcher.model_options[MODEL_OPTION] = mode
     if mode != "comfyui":

@@ -21,16 +21,14 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import PromptTravelError
+
 _KEY = r'("?)(-?\d+(?:\.\d+)?)\1\s*:'  # a number, bare or in matching quotes, then a colon
 _KEYFRAME_LINE = re.compile(r"^\s*" + _KEY)
 _KEYFRAME_SPLIT = re.compile(r"(?:^|(?<=[,\n]))\s*" + _KEY)
 _QUOTED_KEY = re.compile(r'^\s*"[^"]*"\s*:')
 DOT_THRESHOLD = 0.9995
 """The original's slerp falls back to a straight line above this cosine, where acos loses precision."""
-
-
-class PromptTravelError(ValueError):
-    """A schedule the per-frame conditioning cannot be built from; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -70,13 +68,13 @@ def parse_schedule(text: str) -> Schedule:
     unsupported = [line for line in lines if _QUOTED_KEY.match(line) and not _KEYFRAME_LINE.match(line)]
     if unsupported:
         raise PromptTravelError(
-            f"Prompt Travel: {unsupported[0].strip()[:40]!r} does not start with a frame number: ranges and holds "
-            "such as \"0:8\" are not supported; write one keyframe per frame, e.g. \"0\": \"a cat\".")
+            f"{unsupported[0].strip()[:40]!r} does not start with a frame number: ranges and holds such as \"0:8\" "
+            "are not supported", "write one keyframe per frame, e.g. \"0\": \"a cat\".", input="schedule")
     key_lines = [i for i, line in enumerate(lines) if _KEYFRAME_LINE.match(line)]
     if not key_lines:
         raise PromptTravelError(
-            "Prompt Travel: the schedule has no keyframes; write lines like '0: a cat walking' and "
-            f"'16: a cat running' (or \"0\": \"a cat walking\",). Got {text[:60]!r}.")
+            f"the schedule has no keyframes (got {text[:60]!r})", "write lines like '0: a cat walking' and "
+            "'16: a cat running' (or \"0\": \"a cat walking\",).", input="schedule")
     first, last = key_lines[0], key_lines[-1]
     head = ", ".join(_clean(line) for line in lines[:first] if _clean(line))
     tail = ", ".join(_clean(line) for line in lines[last + 1:] if _clean(line))
@@ -93,8 +91,8 @@ def frame_of(key: str, frames: int) -> int:
     if "." in key:
         fraction = float(key)
         if not 0.0 <= fraction <= 1.0:
-            raise PromptTravelError(f"Prompt Travel: keyframe {key} is a fraction outside 0.0-1.0; use a fraction "
-                                    "of the video (0.5 is its middle) or a frame number.")
+            raise PromptTravelError(f"keyframe {key} is a fraction outside 0.0-1.0", "use a fraction of the video "
+                                    "(0.5 is its middle) or a frame number.", input="schedule")
         return frames - 1 if math.isclose(fraction, 1.0) else int(fraction * frames)
     index = int(key)
     return frames + index if index < 0 else index
@@ -117,8 +115,8 @@ def resolve(schedule: Schedule, frames: int) -> Keyframes:
                             f"{earlier[1][:40]!r} never shows; space keyframes further apart or raise frames")
         by_frame[frame] = (key, text)
     if not by_frame:
-        raise PromptTravelError(f"Prompt Travel: no keyframe falls within the {frames} frames (0-{frames - 1}); "
-                                "lower the keyframe numbers or raise frames.")
+        raise PromptTravelError(f"no keyframe falls within the {frames} frames (0-{frames - 1})",
+                                "lower the keyframe numbers or raise frames.", input="schedule")
     keyframes = tuple((frame, schedule.prompt(text)) for frame, (_, text) in sorted(by_frame.items()))
     return Keyframes(frames=keyframes, warnings=tuple(warnings))
 

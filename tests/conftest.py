@@ -20,7 +20,6 @@ import os
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -39,6 +38,7 @@ try:
 except AttributeError:  # not glibc
     pass
 
+import clip_helpers  # noqa: E402
 from scripts import comfy_host, fixtures, inprocess  # noqa: E402
 
 BASE_DIR = Path(os.environ.get("ANIMATEFLOW_TEST_BASE", REPO_ROOT / ".work" / "test-base"))
@@ -96,6 +96,14 @@ def motion_lora_file() -> str:
     return fixtures.ensure_motion_lora(MODELS / "animatediff_motion_lora").name
 
 
+@pytest.fixture(scope="module")
+def small_model():
+    """The small SD1.5-shaped ModelPatcher (tests/motion_helpers.py): milliseconds a step, one per test module."""
+    from motion_helpers import small_sd15_model
+
+    return small_sd15_model()
+
+
 _servers: list[comfy_host.ComfyClient] = []
 
 
@@ -142,20 +150,8 @@ def example_inputs():
     Image.fromarray(_frame(3)).save(inputs / "img2vid_start.png")
     video = inputs / "vid2vid_source.mp4"
     if not video.exists():
-        with av.open(str(video), "w") as container:
-            stream = container.add_stream("libx264", rate=8)
-            stream.width = stream.height = 96
-            stream.pix_fmt = "yuv420p"
-            sound = container.add_stream("aac", rate=44100)
-            for i in range(12):
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(_frame(i), format="rgb24")))
-            container.mux(stream.encode())
-            t = np.arange(int(44100 * 1.5)) / 44100
-            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
-            samples = av.AudioFrame.from_ndarray(np.repeat(tone, 2, 0).reshape(1, -1), format="flt", layout="stereo")
-            samples.sample_rate = 44100
-            container.mux(sound.encode(samples))
-            container.mux(sound.encode())
+        clip_helpers.write_clip(video, [_frame(i) for i in range(12)], fps=8,
+                                audio=clip_helpers.tone(1.5, amplitude=0.2))
     folder = inputs / "inpaint_clip"
     for sub in ("image", "mask"):
         (folder / sub).mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ def small_lora_state_dict(shrink: int, rank: int = 4, seed: int = 0) -> dict[str
     return sd
 
 
+SHRINK = 10  # the small models' channels: the full-size ones' divided by this
 SMALL_CHANNELS = (32, 64, 128, 128)
 SMALL_CONTEXT_DIM = 32
 
@@ -54,6 +55,16 @@ def small_sd15_model(unet_state_dict: dict[str, torch.Tensor] | None = None, see
     unet.load_state_dict(unet_state_dict, strict=True)
     cpu = torch.device("cpu")
     return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
+
+
+def small_motion(fmt: str = "v2", sd: dict[str, torch.Tensor] | None = None, dtype: torch.dtype = torch.float32,
+                 name: str | None = None, metadata: dict | None = None):
+    """A MotionModule of `fmt` for the small UNet (channels divided by SHRINK): random like the fixtures, or `sd`."""
+    from conftest import pack_module
+
+    loader = pack_module("motion.loader")
+    return loader.build_motion_module(sd if sd is not None else layout_state_dict(fmt, shrink=SHRINK),
+                                      name or f"small_{fmt}", dtype=dtype, metadata=metadata)
 
 
 def run_unet(patcher, x: torch.Tensor, context: torch.Tensor, cond_or_uncond: list[int], t: float = 500.0):

@@ -24,6 +24,7 @@ import safetensors.torch
 import torch
 from PIL import Image
 
+from clip_helpers import write_clip
 from conftest import BASE_DIR, MODELS, call_node, pack_module
 from scripts import fixtures
 from scripts.comfy_host import PromptFailed, PromptRejected
@@ -153,6 +154,16 @@ def _load_module_graph(name: str) -> dict:
             "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}}}
 
 
+def _travel_graph(ctx: Ctx, travel_frames: int, latent_frames: int) -> dict:
+    """The sample graph (no Context Options) with Prompt Travel's per-frame conditioning as the positive prompt."""
+    graph = _sample_graph(ctx, frames=latent_frames)
+    graph["11"] = {"class_type": "AnimateFlow_PromptTravel",
+                   "inputs": {"clip": ["1", 1], "schedule": "0: a cat walking\n1: a dog running",
+                              "frames": travel_frames}}
+    graph["7"]["inputs"]["positive"] = ["11", 0]
+    return graph
+
+
 def _lora_graph(ctx: Ctx, name: str) -> dict:
     return _sample_graph(ctx, frames=2, lora=name)
 
@@ -220,35 +231,39 @@ class Row:
 ROWS: list[Row] = [
     Row("mm_not_safetensors", "Load Motion Module", "a text file named .safetensors",
         "error naming the file: not a safetensors file, pick a real motion module",
-        lambda c: _load_module_graph("broken_text.safetensors"), needles=("Load Motion Module", "broken_text")),
+        lambda c: _load_module_graph("broken_text.safetensors"),
+        needles=("Load Motion Module", "broken_text", "download it again")),
     Row("mm_truncated", "Load Motion Module", "a truncated .safetensors motion module",
         "error naming the file as damaged/truncated, re-download it",
         lambda c: _load_module_graph("broken_truncated.safetensors"),
-        needles=("Load Motion Module", "broken_truncated")),
+        needles=("Load Motion Module", "broken_truncated", "download it again")),
     Row("mm_truncated_ckpt", "Load Motion Module", "a truncated .ckpt motion module",
         "error naming the file as damaged/truncated, re-download it",
-        lambda c: _load_module_graph("broken_truncated.ckpt"), needles=("Load Motion Module", "broken_truncated.ckpt")),
+        lambda c: _load_module_graph("broken_truncated.ckpt"),
+        needles=("Load Motion Module", "broken_truncated.ckpt", "download it again")),
     Row("mm_not_motion", "Load Motion Module", "a valid .safetensors that is not a motion module",
         "error: not a motion module (names the file and the formats it knows)",
         lambda c: _load_module_graph("broken_not_motion.safetensors"),
-        needles=("Load Motion Module", "broken_not_motion")),
+        needles=("Load Motion Module", "broken_not_motion", "LoraLoaderModelOnly")),
     Row("mm_pickle_code", "Load Motion Module", "a .ckpt whose pickle runs code",
         "refused without running the code; use a .safetensors file",
         lambda c: _load_module_graph("broken_code.ckpt"), needles=("Load Motion Module", "broken_code", "safetensors")),
     Row("lora_not_safetensors", "Motion LoRA Loader", "a text file named .safetensors as motion LoRA",
         "error naming the file: not a safetensors file",
-        lambda c: _lora_graph(c, "broken_text_lora.safetensors"), needles=("Motion LoRA Loader", "broken_text_lora")),
+        lambda c: _lora_graph(c, "broken_text_lora.safetensors"),
+        needles=("Motion LoRA Loader", "broken_text_lora", "download it again")),
     Row("lora_truncated", "Motion LoRA Loader", "a truncated motion LoRA",
         "error naming the file as damaged/truncated, re-download it",
         lambda c: _lora_graph(c, "broken_truncated_lora.safetensors"),
-        needles=("Motion LoRA Loader", "broken_truncated_lora")),
+        needles=("Motion LoRA Loader", "broken_truncated_lora", "download it again")),
     Row("lora_pickle_code", "Motion LoRA Loader", "a .pt LoRA whose pickle runs code",
         "refused without running the code; use a .safetensors file",
         lambda c: _lora_graph(c, "broken_code_lora.pt"),
         needles=("Motion LoRA Loader", "broken_code_lora", "safetensors")),
     Row("sdxl_module_on_sd15", "Apply Motion Module", "an SDXL motion module on an SD1.5 checkpoint",
         "error: module does not fit the model; use an SD1.5 module with SD1.5",
-        lambda c: _sample_graph(c, module=c.sdxl), needles=("Apply Motion Module", "SD1.5", "SDXL")),
+        lambda c: _sample_graph(c, module=c.sdxl),
+        needles=("Apply Motion Module", "SD1.5", "SDXL", "use an SD1.5 motion module with an SD1.5 checkpoint")),
     Row("lora_on_v1", "Motion LoRA Loader", "a v2 motion LoRA on a v1 module (no mid block)",
         "works: the layers v1 has are patched; the 8 mid-block layers are skipped and the node says so",
         lambda c: _sample_graph(c, module=c.v1, lora=c.lora), outcome="works",
@@ -259,7 +274,7 @@ ROWS: list[Row] = [
     Row("lora_matches_nothing", "Motion LoRA Loader", "a LoRA with only mid-block layers on a v1 module",
         "error: the LoRA patches none of the module's layers; pick one trained for this kind of module",
         lambda c: _sample_graph(c, module=c.v1, lora="broken_mid_only_lora.safetensors"),
-        needles=("Motion LoRA Loader", "broken_mid_only_lora", "patches none")),
+        needles=("Motion LoRA Loader", "broken_mid_only_lora", "patches none", "pick a LoRA trained for this kind")),
     Row("frames_0_empty_latent", "Empty Latent Image (core)", "batch_size 0",
         "HTTP 400 at validation naming batch_size (core minimum 1)",
         lambda c: _sample_graph(c, frames=0), outcome="rejected", needles=("batch_size",)),
@@ -278,6 +293,14 @@ ROWS: list[Row] = [
     Row("frames_over_pe_context", "Apply Motion Module", "25 frames on v1 with Context Options (16, overlap 4)",
         "works: sampled in windows",
         lambda c: _sample_graph(c, frames=25, module=c.v1, context={}), outcome="works", check=_latent_frames(25)),
+    Row("travel_frames_windowless", "Apply Motion Module",
+        "Prompt Travel of 16 frames on a 24-frame latent, without Context Options",
+        "error before the first step naming both counts and the fix (the host repeated frames 0-7's prompts on "
+        "frames 16-23)", lambda c: _travel_graph(c, 16, 24),
+        needles=("Apply Motion Module", "positive conditioning holds 16 per-frame", "24 frames",
+                 "make the per-frame conditioning (a prompt schedule's frames) 24 frames long")),
+    Row("travel_frames_match", "Prompt Travel", "Prompt Travel of 2 frames on a 2-frame latent, without Context "
+        "Options", "works", lambda c: _travel_graph(c, 2, 2), outcome="works", check=_latent_frames(2)),
     Row("context_length_1", "Context Options", "context_length 1",
         "HTTP 400 at validation naming context_length (minimum 2)",
         lambda c: _sample_graph(c, context={"context_length": 1}), outcome="rejected", needles=("context_length",)),
@@ -298,7 +321,7 @@ ROWS: list[Row] = [
     Row("latent_power_inf", "Latent Init Blend", "latent_power +inf",
         "HTTP 400 at validation: latent_power is inf, enter a number from 0 to 10",
         lambda c: _blend_graph(c, latent_power=INF), outcome="rejected",
-        needles=("Latent Init Blend", "latent_power is inf")),
+        needles=("Latent Init Blend", "latent_power is inf", "enter a number from 0 to 10")),
     Row("motion_scale_nan", "Apply Motion Module", "motion_scale NaN (was an all-black video)",
         "HTTP 400 at validation: motion_scale is nan, enter a number from 0 to 10",
         lambda c: _with(_sample_graph(c), "4", motion_scale=NAN), outcome="rejected",
@@ -306,15 +329,17 @@ ROWS: list[Row] = [
     Row("motion_scale_linked_nan", "Apply Motion Module", "motion_scale NaN through a link (core Float node)",
         "error before sampling: motion_scale is nan (the host cannot check a linked value at validation)",
         lambda c: _linked_float(_sample_graph(c), "4", "motion_scale", NAN),
-        needles=("Apply Motion Module", "motion_scale is nan")),
+        needles=("Apply Motion Module", "motion_scale is nan", "enter a number from 0 to 10")),
     Row("lora_strength_inf", "Motion LoRA Loader", "strength -inf",
         "HTTP 400 at validation: strength is -inf, enter a number from -10 to 10",
         lambda c: _with(_sample_graph(c, lora=c.lora), "3", strength=-INF), outcome="rejected",
-        needles=("Motion LoRA Loader", "strength is -inf")),
+        needles=("Motion LoRA Loader", "strength is -inf", "enter a number from -10 to 10")),
     Row("interp_fps_nan", "Interpolate Frames", "fps NaN", "HTTP 400 at validation: fps is nan",
-        lambda c: _interpolate_graph(c, NAN), outcome="rejected", needles=("Interpolate Frames", "fps is nan")),
+        lambda c: _interpolate_graph(c, NAN), outcome="rejected",
+        needles=("Interpolate Frames", "fps is nan", "enter a number")),
     Row("vc_fps_nan", "Video Combine", "fps NaN", "HTTP 400 at validation: fps is nan",
-        lambda c: _combine_graph(c, fps=NAN), outcome="rejected", needles=("Video Combine", "fps is nan")),
+        lambda c: _combine_graph(c, fps=NAN), outcome="rejected",
+        needles=("Video Combine", "fps is nan", "enter a number")),
     Row("vc_empty_batch", "Video Combine", "an empty IMAGE batch (in-process: no core node makes one)",
         "error: images is an empty batch; connect a node that outputs frames",
         outcome="in-process", run=_combine_empty_batch, needles=("Video Combine", "images", "empty", "connect")),
@@ -426,19 +451,10 @@ def _write_broken_files(ctx: Ctx) -> list[Path]:
     put(OUTPUT / "broken_file_as_dir", b"a file where Video Combine would want a folder")
     outside = ctx.tmp / "outside"
     outside.mkdir()
-    with av.open(str(outside / "secret.ts"), "w", format="mpegts") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width = stream.height = 16
-        container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((16, 16, 3), 99, np.uint8), format="rgb24")))
-        container.mux(stream.encode())
+    write_clip(outside / "secret.ts", [np.full((16, 16, 3), 99, np.uint8)], container_format="mpegts")
     playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{outside / 'secret.ts'}\n#EXT-X-ENDLIST\n"
     put(INPUT / "broken_playlist.m3u8", playlist.encode())
-    with av.open(str(INPUT / "broken_long.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width = stream.height = 16
-        for _ in range(200):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")))
-        container.mux(stream.encode())
+    write_clip(INPUT / "broken_long.mp4", [np.zeros((16, 16, 3), np.uint8)] * 200, fps=24)
     made.append(INPUT / "broken_long.mp4")
     Image.new("RGB", (16, 16), 99).save(outside / "secret.png")
     (INPUT / "broken_seq_link").mkdir(exist_ok=True)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import call_node, pack_module
-from motion_helpers import SMALL_CONTEXT_DIM, layout_state_dict, small_sd15_model
+from motion_helpers import SMALL_CONTEXT_DIM, small_motion
 
 keys = pack_module("host.transformer_options")
 handler_module = pack_module("sampling.context_handler")
@@ -25,10 +25,6 @@ ContextOptions = pack_module("sampling.context_options").ContextOptions
 loader = pack_module("motion.loader")
 apply = pack_module("nodes.motion_apply")
 
-
-@pytest.fixture(scope="module")
-def base():
-    return small_sd15_model()
 
 
 class StandIn:
@@ -61,11 +57,11 @@ def options(**kwargs) -> ContextOptions:
     return ContextOptions(**({"context_length": 16, "context_overlap": 4} | kwargs))
 
 
-def windowed(base, stand_in: StandIn | None, **kwargs):
+def windowed(small_model, stand_in: StandIn | None, **kwargs):
     opts = call_node("AnimateFlow_ContextOptions", **({"context_length": 16, "context_stride": 1,
                                                         "context_overlap": 4, "closed_loop": False,
                                                         "schedule": "uniform", "fuse_method": "pyramid"} | kwargs))[0]
-    model = call_node("AnimateFlow_SetContextOptions", model=base, context_options=opts)[0]
+    model = call_node("AnimateFlow_SetContextOptions", model=small_model, context_options=opts)[0]
     if stand_in is not None:
         model.set_model_unet_function_wrapper(stand_in)
     return model
@@ -90,10 +86,10 @@ def sample(model, frames: int, steps: int = 1, positive=None, negative=None, see
     return out
 
 
-def test_default_options_27_frames_20_steps_end_finite_with_every_frame_in_a_window(base):
+def test_default_options_27_frames_20_steps_end_finite_with_every_frame_in_a_window(small_model):
     """Issue 17's black video: defaults (16 / overlap 4, uniform, pyramid) on 27 frames went all NaN by step 20."""
     stand_in = StandIn()
-    out = sample(windowed(base, stand_in), 27, steps=20)
+    out = sample(windowed(small_model, stand_in), 27, steps=20)
     assert torch.isfinite(out).all()
     steps: dict[int, set] = {}
     for call in stand_in.calls:
@@ -102,20 +98,21 @@ def test_default_options_27_frames_20_steps_end_finite_with_every_frame_in_a_win
     assert all(frames == set(range(27)) for frames in steps.values())
 
 
-def test_nan_from_the_model_fails_naming_the_node_and_settings(base):
+def test_nan_from_the_model_fails_naming_the_node_and_settings(small_model):
     with pytest.raises(handler_module.ContextWindowError) as error:
-        sample(windowed(base, StandIn(nan_frame=5)), 20)
+        sample(windowed(small_model, StandIn(nan_frame=5)), 20)
     message = str(error.value)
-    assert message.startswith("Context Options:") and "NaN" in message and "[5]" in message
-    assert "20 frames" in message and "context_length 16" in message and "uniform" in message
+    assert message.startswith("Set Context Options: the model returned NaN/inf for frames [5] at step 0 (20 frames, "
+                              "context_length 16, context_overlap 4, context_stride 1, schedule uniform,")
+    assert "check the inputs upstream" in error.value.fix
 
 
-def test_each_call_publishes_its_frames_and_gets_its_slice_of_per_frame_conds(base):
+def test_each_call_publishes_its_frames_and_gets_its_slice_of_per_frame_conds(small_model):
     """ad_params as the leading pack fills it, our key beside it, and the per-frame conditioning rows of exactly
     those frames (the travel continues across windows, it never restarts)."""
     stand_in = StandIn()
     frames, steps = 30, 3
-    sample(windowed(base, stand_in, max_batched_windows=1), frames, steps=steps)
+    sample(windowed(small_model, stand_in, max_batched_windows=1), frames, steps=steps)
     by_step: dict[int, list] = {}
     for call in stand_in.calls:
         ad, ours = call["ad_params"], call["windows"]
@@ -129,12 +126,12 @@ def test_each_call_publishes_its_frames_and_gets_its_slice_of_per_frame_conds(ba
         assert windows == schedules.context_windows("uniform", frames, 16, 4, 1, step, False)
 
 
-def test_windows_shift_with_the_steps_the_sampler_reports(base):
+def test_windows_shift_with_the_steps_the_sampler_reports(small_model):
     """The layout follows the sampler's step count as the leading pack keeps it: dpm_2 reports a step after its
     first evaluation and evaluates again at a sigma between two steps, which then gets the next step's layout (a
     count by sigma would give it the earlier one)."""
     stand_in = StandIn()
-    sample(windowed(base, stand_in, max_batched_windows=1), 30, steps=4, sampler="dpm_2")
+    sample(windowed(small_model, stand_in, max_batched_windows=1), 30, steps=4, sampler="dpm_2")
     layouts = {step: schedules.context_windows("uniform", 30, 16, 4, 1, step, False) for step in range(5)}
     evaluations, i = [], 0
     while i < len(stand_in.calls):
@@ -147,12 +144,12 @@ def test_windows_shift_with_the_steps_the_sampler_reports(base):
 
 
 @pytest.mark.parametrize("schedule, stride", [("uniform", 1), ("looped", 2), ("static", 1)])
-def test_batched_windows_equal_unbatched(base, schedule, stride):
+def test_batched_windows_equal_unbatched(small_model, schedule, stride):
     """Several windows per call, split at window boundaries: the same bits as one window per call."""
     one, several = StandIn(), StandIn()
     kwargs = {"schedule": schedule, "context_stride": stride, "context_length": 8, "context_overlap": 2}
-    single = sample(windowed(base, one, max_batched_windows=1, **kwargs), 37, steps=3)
-    batched = sample(windowed(base, several, max_batched_windows=4, **kwargs), 37, steps=3)
+    single = sample(windowed(small_model, one, max_batched_windows=1, **kwargs), 37, steps=3)
+    batched = sample(windowed(small_model, several, max_batched_windows=4, **kwargs), 37, steps=3)
     assert torch.equal(single, batched)
     assert max(call["batch"] for call in several.calls) > 2 * 8
     for call in several.calls:
@@ -161,13 +158,13 @@ def test_batched_windows_equal_unbatched(base, schedule, stride):
         assert call["batch"] == 2 * 8 * len(windows) and call["frames_per_video"] == 8
 
 
-def test_batched_windows_equal_unbatched_through_the_small_unet_and_motion_module(base):
+def test_batched_windows_equal_unbatched_through_the_small_unet_and_motion_module(small_model):
     """The real UNet with a v2-layout motion module: its temporal attention must see each window on its own."""
-    motion = loader.build_motion_module(layout_state_dict("v2", shrink=10), "small_v2", dtype=torch.float32)
+    motion = small_motion("v2")
 
     def model(limit):
         opts = options(context_length=8, context_overlap=2, max_batched_windows=limit)
-        return apply.apply_motion_module(base, motion, beta_schedule="sd", context_options=opts, fast_mode="off")
+        return apply.apply_motion_module(small_model, motion, beta_schedule="sd", context_options=opts, fast_mode="off")
 
     single = sample(model(1), 20, steps=2)
     batched = sample(model(3), 20, steps=2)
@@ -175,10 +172,10 @@ def test_batched_windows_equal_unbatched_through_the_small_unet_and_motion_modul
     assert torch.equal(batched, single)
 
 
-def test_auto_batching_keeps_the_estimated_peak_within_three_percent(base, monkeypatch):
+def test_auto_batching_keeps_the_estimated_peak_within_three_percent(small_model, monkeypatch):
     import comfy.model_management
 
-    model = base.model
+    model = small_model.model
     x = torch.zeros(64, 4, 4, 4)
     conds = [object(), object()]
     auto = handler_module.AnimateFlowContextHandler(options(max_batched_windows=0))
@@ -194,13 +191,15 @@ def test_auto_batching_keeps_the_estimated_peak_within_three_percent(base, monke
     assert raised.windows_per_call(model, x, conds, windows=100) == 1  # free memory caps even a raised limit
 
 
-def test_per_frame_conditioning_of_another_length_fails_before_the_first_step(base):
+def test_per_frame_conditioning_of_another_length_fails_before_the_first_step(small_model):
     stand_in = StandIn()
     with pytest.raises(conds_module.FrameCountError) as error:
-        sample(windowed(base, stand_in), 20, positive=per_frame_prompt(16))
-    message = str(error.value)
-    assert message.startswith("Context Options:") and "16 per-frame" in message and "20 frames" in message
-    assert "Prompt Travel" in message
+        sample(windowed(small_model, stand_in), 20, positive=per_frame_prompt(16))
+    assert str(error.value) == (
+        "Set Context Options: the positive conditioning holds 16 per-frame entries (cross_attn) but the latent batch "
+        "has 20 frames; make the per-frame conditioning (a prompt schedule's frames) 20 frames long, or the latent "
+        "batch size 16.")
+    assert error.value.input == "positive"
     assert stand_in.calls == []
 
 
@@ -230,7 +229,7 @@ def controlled(frames: int, hint_frames: int):
 
 
 @pytest.mark.parametrize("limit", [1, 3])
-def test_controlnet_hints_are_prepared_once_per_frame_and_cut_per_call(base, monkeypatch, limit):
+def test_controlnet_hints_are_prepared_once_per_frame_and_cut_per_call(small_model, monkeypatch, limit):
     import comfy.utils
 
     preparations = []
@@ -244,7 +243,7 @@ def test_controlnet_hints_are_prepared_once_per_frame_and_cut_per_call(base, mon
     frames, steps = 30, 4
     recorder, positive, negative = controlled(frames, frames)
     stand_in = StandIn()
-    out = sample(windowed(base, stand_in, max_batched_windows=limit), frames, steps=steps, positive=positive,
+    out = sample(windowed(small_model, stand_in, max_batched_windows=limit), frames, steps=steps, positive=positive,
                  negative=negative)
     assert torch.isfinite(out).all()
     assert len(recorder.hints) == len(stand_in.calls)
@@ -274,13 +273,13 @@ def small_controlnet():
     return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"))
 
 
-def test_reusing_prepared_hints_gives_the_same_bits_as_preparing_every_call(base, monkeypatch):
+def test_reusing_prepared_hints_gives_the_same_bits_as_preparing_every_call(small_model, monkeypatch):
     frames = 20
     images = torch.rand(frames, 32, 32, 3, generator=torch.Generator().manual_seed(0))
     positive, negative = call_node("ControlNetApplyAdvanced", positive=per_frame_prompt(frames),
                                    negative=negative_prompt(), control_net=small_controlnet(), image=images,
                                    strength=1.0, start_percent=0.0, end_percent=1.0)
-    model = windowed(base, None, max_batched_windows=1)
+    model = windowed(small_model, None, max_batched_windows=1)
     reused = sample(model, frames, steps=2, positive=positive, negative=negative)
     monkeypatch.setattr(conds_module._Prepared, "lookup", lambda self, window: None)
     prepared_every_call = sample(model, frames, steps=2, positive=positive, negative=negative)
@@ -297,14 +296,47 @@ def test_window_slices_keep_the_memory_layout():
     assert part.is_contiguous(memory_format=torch.channels_last) and not part.is_contiguous()
 
 
-def test_controlnet_hint_batch_of_another_length_fails_before_the_first_step(base):
+def test_controlnet_hint_batch_of_another_length_fails_before_the_first_step(small_model):
     recorder, positive, negative = controlled(20, 12)
     stand_in = StandIn()
     with pytest.raises(conds_module.FrameCountError) as error:
-        sample(windowed(base, stand_in), 20, positive=positive, negative=negative)
+        sample(windowed(small_model, stand_in), 20, positive=positive, negative=negative)
     message = str(error.value)
-    assert message.startswith("Context Options:") and "12 frames" in message and "Apply ControlNet" in message
+    assert message.startswith("Set Context Options: a ControlNet image batch (") and "holds 12 frames" in message
+    assert error.value.fix == "give the ControlNet 20 images (one per frame) or a single image for all frames."
     assert stand_in.calls == [] and recorder.hints == []
+
+
+PATCHING_NODES = {
+    "Apply Motion Module": ("AnimateFlow_ApplyMotionModule", lambda: {
+        "motion_module": small_motion("v2"), "motion_scale": 1.0, "beta_schedule": "sd", "fast_path": "off"}),
+    "Per-Frame Noise": ("AnimateFlow_PerFrameNoise", lambda: {"mode": "per_frame"}),
+    "FreeInit": ("AnimateFlow_FreeInit", lambda: {"iterations": 2, "filter": "butterworth", "d_s": 0.25,
+                                                  "d_t": 0.25, "order": 4, "coarse_to_fine": False}),
+}
+
+
+@pytest.mark.parametrize("name", list(PATCHING_NODES))
+def test_per_frame_batches_are_checked_without_windows_too(small_model, name):
+    """Issue 26: without windows the host repeats a 16-entry Prompt Travel over 24 frames (`repeat_to_batch_size`),
+    frames 16-23 getting frames 0-7's prompts, and reports success. Every model a node of ours patched refuses it
+    before the first step, naming the node; a batch of the right length gives each frame its own row."""
+    node_id, inputs = PATCHING_NODES[name]
+    patched = call_node(node_id, model=small_model, **inputs())[0]
+    stand_in = StandIn()
+    patched.set_model_unet_function_wrapper(stand_in)
+    with pytest.raises(conds_module.FrameCountError) as error:
+        sample(patched, 24, positive=per_frame_prompt(16))
+    assert str(error.value) == (
+        f"{name}: the positive conditioning holds 16 per-frame entries (cross_attn) but the latent batch has 24 "
+        "frames; make the per-frame conditioning (a prompt schedule's frames) 24 frames long, or the latent batch "
+        "size 16.")
+    assert stand_in.calls == []
+    assert torch.isfinite(sample(patched, 24)).all()
+    assert stand_in.calls
+    for call in stand_in.calls:
+        positive = call["cond_or_uncond"].index(0)
+        assert call["rows"][24 * positive:24 * (positive + 1)] == list(range(24))
 
 
 def _execute(handler, x: torch.Tensor, outputs):

@@ -64,12 +64,27 @@ def test_windows_fuse_back_to_per_frame_result(sd15, prompts):
     torch.testing.assert_close(result, reference, rtol=1e-4, atol=1e-4)
 
 
-def test_64_frames_with_motion_module(sd15, prompts, motion_module_file):
+def test_long_video_with_motion_module_is_each_window_sampled_alone(sd15, prompts, motion_module_file):
+    """48 frames, beyond v2's 32-frame encoding, in static windows of 16 without overlap: each window must be what
+    the motion model gives for its 16 latents sampled on their own, the independent reference. The last window is
+    checked: latents, conds and the frames the motion module attends over were cut at the right place."""
     module = call_node("AnimateFlow_LoadMotionModule", model_name=motion_module_file("v2"))[0]
-    model = call_node("AnimateFlow_ApplyMotionModule", model=sd15[0], motion_module=module, motion_scale=1.0,
-                      beta_schedule="auto", context_options=context_options())[0]
-    out = sample(model, *prompts, frames=64)
-    assert out.std() > 0
+
+    def apply(**options):
+        return call_node("AnimateFlow_ApplyMotionModule", model=sd15[0], motion_module=module, motion_scale=1.0,
+                         beta_schedule="auto", **options)[0]
+
+    def run(model, start):  # the start latent as given, so a slice of it is the same start for the reference
+        return call_node("KSamplerAdvanced", model=model, add_noise="disable", noise_seed=0, steps=1, cfg=2.0,
+                         sampler_name="euler", scheduler="normal", positive=prompts[0], negative=prompts[1],
+                         latent_image={"samples": start}, start_at_step=0, end_at_step=10000,
+                         return_with_leftover_noise="disable")[0]["samples"]
+
+    start = torch.randn(48, 4, 8, 8, generator=torch.Generator().manual_seed(11))
+    whole = run(apply(context_options=context_options(schedule="static", context_overlap=0)), start)
+    alone = run(apply(), start[32:])
+    assert torch.isfinite(whole).all()
+    torch.testing.assert_close(whole[32:], alone)
 
 
 def test_prompt_travel_is_sliced_per_window(sd15, prompts):

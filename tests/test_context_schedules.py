@@ -114,5 +114,6 @@ def test_overlap_minus_one_is_a_quarter():
 def test_bad_values_give_clear_errors(bad, word):
     inputs = dict(context_length=16, context_stride=1, context_overlap=4, closed_loop=False,
                   schedule="uniform", fuse_method="pyramid") | bad
-    with pytest.raises(ValueError, match=f"^Context Options: .*{word}"):
+    with pytest.raises(ValueError, match=f"^Context Options: .*{word}") as error:
         call_node("AnimateFlow_ContextOptions", **inputs)
+    assert error.value.input == word and error.value.fix

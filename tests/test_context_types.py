@@ -54,7 +54,8 @@ class OtherPacksObject:
 
 
 def test_foreign_context_options_are_refused_clearly():
-    with pytest.raises(ValueError, match="Set Context Options: context_options must come from this pack"):
+    with pytest.raises(ValueError, match=r"Set Context Options: context_options got .*OtherPacksObject, not this "
+                                         r"pack's context options; connect this pack's \(AnimateFlow\) context"):
         call_node("AnimateFlow_SetContextOptions", model=small_sd15_model(), context_options=OtherPacksObject())
 
 

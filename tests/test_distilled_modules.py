@@ -8,19 +8,13 @@ import pytest
 import safetensors.torch
 import torch
 from conftest import MODELS, call_node, pack_module
-from motion_helpers import layout_state_dict
+from motion_helpers import SHRINK, layout_state_dict, small_motion
 
 from scripts import family_fixtures, fixtures
 
 loader = pack_module("motion.loader")
 formats = pack_module("motion.formats")
 
-SHRINK = 10
-
-
-def build(fmt: str, name: str, metadata: dict | None = None):
-    return loader.build_motion_module(layout_state_dict(fmt, shrink=SHRINK), name, dtype=torch.float32,
-                                      metadata=metadata)
 
 
 def test_lightning_comfyui_files_are_v2_laid_out():
@@ -32,7 +26,7 @@ def test_lightning_comfyui_files_are_v2_laid_out():
 
 @pytest.mark.parametrize("steps", [1, 2, 4, 8])
 def test_lightning_is_recognised_by_file_name_and_recommends_its_sampling(steps):
-    module = build("lightning4", f"animatediff_lightning_{steps}step_comfyui.safetensors")
+    module = small_motion("lightning4", name=f"animatediff_lightning_{steps}step_comfyui.safetensors")
     fmt = module.format
     assert fmt.name.startswith(f"AnimateDiff-Lightning {steps}-step") and "file name" in fmt.name
     assert fmt.default_betas == "animatediff" and fmt.layout.has_mid and fmt.layout.pe_length == 32
@@ -42,16 +36,17 @@ def test_lightning_is_recognised_by_file_name_and_recommends_its_sampling(steps)
 
 
 def test_lightning_by_metadata_and_a_plain_v2_stays_v2():
-    renamed = build("lightning4", "my_motion.safetensors", metadata={"modelspec.title": "AnimateDiff-Lightning 8-step"})
+    renamed = small_motion("lightning4", name="my_motion.safetensors",
+                           metadata={"modelspec.title": "AnimateDiff-Lightning 8-step"})
     assert renamed.format.name.startswith("AnimateDiff-Lightning 8-step") and "metadata" in renamed.format.name
-    plain = build("v2", "mm_sd_v15_v2.safetensors", metadata={"animateflow_fixture": "lightning 4 step"})
+    plain = small_motion("v2", name="mm_sd_v15_v2.safetensors", metadata={"animateflow_fixture": "lightning 4 step"})
     assert plain.format.name == "v2 (mm_sd_v15_v2 layout)" and plain.format.recommendation is None
 
 
 def test_diffusers_layout_loads_as_the_same_weights():
     """A diffusers MotionAdapter file (Lightning's _diffusers files) converts to exactly its official twin."""
-    official = build("lightning4", "animatediff_lightning_4step_comfyui.safetensors")
-    converted = build("lightning4_diffusers", "animatediff_lightning_4step_diffusers.safetensors")
+    official = small_motion("lightning4", name="animatediff_lightning_4step_comfyui.safetensors")
+    converted = small_motion("lightning4_diffusers", name="animatediff_lightning_4step_diffusers.safetensors")
     assert converted.format.name.startswith("AnimateDiff-Lightning 4-step")
     theirs, ours = converted.model.state_dict(), official.model.state_dict()
     assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in ours)
@@ -72,7 +67,7 @@ def test_a_real_diffusers_motion_adapter_state_dict_converts_completely():
 
 
 def test_animatelcm_recommends_lcm_sampling():
-    fmt = build("animatelcm", "AnimateLCM_sd15_t2v.ckpt").format
+    fmt = small_motion("animatelcm", name="AnimateLCM_sd15_t2v.ckpt").format
     assert fmt.name == "AnimateLCM" and fmt.default_betas == "lcm" and fmt.layout.has_mid
     assert "sampler lcm, scheduler sgm_uniform, 4-8 steps, cfg 1.0-2.0" in fmt.describe()
 
@@ -84,7 +79,7 @@ FAMILY_ERRORS = {
     "animatelcm_i2v": ("AnimateLCM-I2V", "Apply AnimateLCM-I2V Model"),
     "v3_adapter": ("v3_sd15_adapter", "LoraLoaderModelOnly"),
     "image_lora": ("an image LoRA", "LoraLoaderModelOnly"),
-    "motion_lora": ("a motion LoRA", "Motion LoRA Loader"),
+    "motion_lora": ("a motion LoRA", "motion LoRA loader"),
     "checkpoint": ("Stable Diffusion checkpoint", "Load Checkpoint"),
 }
 

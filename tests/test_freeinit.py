@@ -10,7 +10,6 @@ import math
 import pytest
 import torch
 from conftest import call_node, pack_module
-from motion_helpers import small_sd15_model
 from sampling_helpers import ksampler, ksampler_advanced, sampler_custom_advanced
 
 freeinit = pack_module("sampling.freeinit")
@@ -108,10 +107,6 @@ def test_bad_options_are_clear_errors():
         freeinit.FreeInitOptions(filter="box")
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return small_sd15_model()
-
 
 def with_freeinit(model, **options):
     inputs = dict(iterations=3, filter="butterworth", d_s=0.25, d_t=0.25, order=4, coarse_to_fine=False) | options
@@ -120,16 +115,16 @@ def with_freeinit(model, **options):
 
 @pytest.mark.parametrize("run", [ksampler, ksampler_advanced, sampler_custom_advanced],
                          ids=["KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced"])
-def test_one_iteration_is_plain_sampling_exactly(tiny, run):
-    plain = run(tiny, 4, sampler="euler_ancestral")
-    assert torch.equal(run(with_freeinit(tiny, iterations=1), 4, sampler="euler_ancestral"), plain)
-    assert not torch.equal(run(with_freeinit(tiny, iterations=2), 4, sampler="euler_ancestral"), plain)
+def test_one_iteration_is_plain_sampling_exactly(small_model, run):
+    plain = run(small_model, 4, sampler="euler_ancestral")
+    assert torch.equal(run(with_freeinit(small_model, iterations=1), 4, sampler="euler_ancestral"), plain)
+    assert not torch.equal(run(with_freeinit(small_model, iterations=2), 4, sampler="euler_ancestral"), plain)
 
 
-def test_disabled_noise_samples_once(tiny):
+def test_disabled_noise_samples_once(small_model):
     """FreeInit re-noises with the first pass's noise; with add_noise disabled there is none to keep."""
-    plain = ksampler_advanced(tiny, 3, add_noise="disable")
-    assert torch.equal(ksampler_advanced(with_freeinit(tiny), 3, add_noise="disable"), plain)
+    plain = ksampler_advanced(small_model, 3, add_noise="disable")
+    assert torch.equal(ksampler_advanced(with_freeinit(small_model), 3, add_noise="disable"), plain)
 
 
 class _Recorder:
@@ -145,12 +140,12 @@ class _Recorder:
         return out
 
 
-def test_later_iterations_start_from_the_renoised_low_frequencies(tiny):
+def test_later_iterations_start_from_the_renoised_low_frequencies(small_model):
     """With the ideal filter the start of iteration 2, projected on the low band, is exactly the low band of the
     first result re-noised with the first noise; and coarse-to-fine runs 1/3, 2/3, then all of the steps."""
     from comfy.patcher_extension import WrappersMP
 
-    model = with_freeinit(tiny, filter="ideal", d_s=0.5, d_t=0.5, coarse_to_fine=True)
+    model = with_freeinit(small_model, filter="ideal", d_s=0.5, d_t=0.5, coarse_to_fine=True)
     recorder = _Recorder()
     model.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, "test_recorder", recorder)
     frames = 6
@@ -169,9 +164,9 @@ def test_later_iterations_start_from_the_renoised_low_frequencies(tiny):
     assert abs(correlation) < 0.2, "high frequencies come from fresh noise"
 
 
-def test_progress_runs_over_all_iterations(tiny):
+def test_progress_runs_over_all_iterations(small_model):
     seen = []
-    model = with_freeinit(tiny, iterations=2)
+    model = with_freeinit(small_model, iterations=2)
     from comfy.patcher_extension import WrappersMP
 
     def spy(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, *args, **kwargs):

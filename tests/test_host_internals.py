@@ -21,7 +21,7 @@ import nodes
 import pytest
 import torch
 from conftest import BASE_DIR, PACK, call_node, pack_module
-from motion_helpers import SMALL_CONTEXT_DIM, small_sd15_model
+from motion_helpers import SMALL_CONTEXT_DIM
 
 from scripts import comfy_host, fixtures
 
@@ -37,10 +37,6 @@ wrappers = pack_module("host.wrappers")
 def _pins(what: str, user: str) -> str:
     return f"ComfyUI changed {what}, which {user} relies on: adapt the bridge in host/ (it is the one place)"
 
-
-@pytest.fixture(scope="module")
-def small():
-    return small_sd15_model()
 
 
 def _ksampler(model, frames: int = 2):
@@ -80,7 +76,7 @@ def test_unet_block_layout_that_motion_modules_are_inserted_into():
     assert any(isinstance(m, models.SpatialTransformer) for m in unet.middle_block), message
 
 
-def test_forward_timestep_embed_patch_hands_layers_transformer_options(small):
+def test_forward_timestep_embed_patch_hands_layers_transformer_options(small_model):
     """motion/inject.py registers its layer class with set_model_forward_timestep_embed_patch; the UNet calls
     handler(layer, x, emb, context, transformer_options, ...) for each such layer in a block."""
     seen = []
@@ -93,7 +89,7 @@ def test_forward_timestep_embed_patch_hands_layers_transformer_options(small):
         seen.append((layer, x.shape, transformer_options.get("cond_or_uncond")))
         return x
 
-    model = small.clone()
+    model = small_model.clone()
     model.set_model_forward_timestep_embed_patch((Marker, handler))
     patches = model.model_options["transformer_options"]["patches"]["forward_timestep_embed_patch"]
     marker = Marker()
@@ -110,7 +106,7 @@ def test_forward_timestep_embed_patch_hands_layers_transformer_options(small):
         _pins("forward_timestep_embed_patch's call", "the motion layers' handler")
 
 
-def test_diffusion_model_wrapper_call_is_read_by_name(small):
+def test_diffusion_model_wrapper_call_is_read_by_name(small_model):
     """v1 GroupNorm's DIFFUSION_MODEL wrapper reads x and transformer_options through host/wrappers.WrappedCall,
     from the signature of the UNet forward the executor ends in, however the host passed them."""
     seen = []
@@ -125,11 +121,11 @@ def test_diffusion_model_wrapper_call_is_read_by_name(small):
     comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "pin", wrapper,
                                                  options)
     with torch.no_grad():
-        small.model.diffusion_model(x, t, context, transformer_options=options)
+        small_model.model.diffusion_model(x, t, context, transformer_options=options)
     assert seen == [(x.shape, [1])], _pins("the DIFFUSION_MODEL wrapper's arguments", "the v1 GroupNorm wrapper")
 
 
-def test_wrappers_run_in_order_added_and_outermost_goes_first(small):
+def test_wrappers_run_in_order_added_and_outermost_goes_first(small_model):
     """host/wrappers.add: the host runs a kind's wrappers in the order of its dict, the first outermost; per-frame
     noise goes first (`outermost`) so a wrapper that rearranges noise (FreeNoise) sees per-frame noise."""
     order = []
@@ -140,7 +136,7 @@ def test_wrappers_run_in_order_added_and_outermost_goes_first(small):
             return executor(*args, **kwargs)
         return wrapper
 
-    model = small.clone()
+    model = small_model.clone()
     model.set_model_unet_function_wrapper(lambda apply_model, args: torch.zeros_like(args["input"]))
     wrappers.add(model, wrappers.OUTER_SAMPLE, "pin_a", recorder("a"))
     wrappers.add(model, wrappers.OUTER_SAMPLE, "pin_b", recorder("b"))
@@ -154,7 +150,7 @@ def test_wrappers_run_in_order_added_and_outermost_goes_first(small):
     assert order == ["b", "a"], _pins("remove_wrappers_with_key", "every wrapper of ours")
 
 
-def test_wrapped_call_replaces_arguments_the_way_they_came(small):
+def test_wrapped_call_replaces_arguments_the_way_they_came(small_model):
     """WrappedCall.replace passes a replaced argument by position when it came by position and by keyword when it
     came by keyword, so another pack's wrapper inside ours reads it as the host passed it."""
     outer_seen, inner = [], []
@@ -171,7 +167,7 @@ def test_wrapped_call_replaces_arguments_the_way_they_came(small):
         assert torch.count_nonzero(call["noise"]) == 0 and call["seed"] == 5
         return call()
 
-    model = small.clone()
+    model = small_model.clone()
     model.set_model_unet_function_wrapper(lambda apply_model, args: torch.zeros_like(args["input"]))
     wrappers.add(model, wrappers.OUTER_SAMPLE, "pin_outer", outer)
     wrappers.add(model, wrappers.OUTER_SAMPLE, "pin_inside", inside)
@@ -180,13 +176,13 @@ def test_wrapped_call_replaces_arguments_the_way_they_came(small):
     assert inner == outer_seen, "replaced arguments must be passed on as they came"
 
 
-def test_injections_run_on_load_and_eject_on_unload(small):
+def test_injections_run_on_load_and_eject_on_unload(small_model):
     """motion/inject.py puts the motion layers in with host/wrappers.injection: inject when the clone loads, eject
     when it unloads (so the shared UNet is untouched outside a render); the motion module rides along as an
     additional model in a patcher of host/models.patcher_for."""
     calls = []
     extra = models.patcher_for(torch.nn.Linear(2, 2))
-    model = small.clone()
+    model = small_model.clone()
     model.set_injections("pin", [wrappers.injection(lambda p: calls.append("inject"), lambda p: calls.append("eject"))])
     model.set_additional_models("pin", [extra])
     message = _pins("ModelPatcher injections / additional models", "Apply Motion Module")
@@ -198,19 +194,19 @@ def test_injections_run_on_load_and_eject_on_unload(small):
     assert calls == ["inject", "eject"], message
 
 
-def test_model_sampling_betas_from_register_schedule(small):
+def test_model_sampling_betas_from_register_schedule(small_model):
     """host/sampling.with_betas builds the AnimateDiff beta schedule with ModelSamplingDiscrete._register_schedule
     ("sqrt_linear" = β linear in t); motion/beta_schedules.py patches it in as the `model_sampling` object."""
-    current = small.get_model_object("model_sampling")
+    current = small_model.get_model_object("model_sampling")
     assert host_sampling.is_discrete(current)
-    sampling = host_sampling.with_betas(current, small.model.model_config, "sqrt_linear", 0.00085, 0.012)
+    sampling = host_sampling.with_betas(current, small_model.model.model_config, "sqrt_linear", 0.00085, 0.012)
     betas = torch.linspace(0.00085, 0.012, 1000, dtype=torch.float64)
     cumprod = torch.cumprod(1 - betas, 0)
     expected = ((1 - cumprod) / cumprod).sqrt().float()
     torch.testing.assert_close(sampling.sigmas.float(), expected, rtol=1e-5, atol=0,
                                msg=_pins("_register_schedule / 'sqrt_linear'", "the animatediff beta schedule"))
     assert type(sampling) is type(current)
-    patched = small.clone()
+    patched = small_model.clone()
     patched.add_object_patch("model_sampling", sampling)
     assert patched.get_model_object("model_sampling") is sampling
 

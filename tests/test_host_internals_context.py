@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import call_node, pack_module
-from motion_helpers import SMALL_CONTEXT_DIM, small_sd15_model
+from motion_helpers import SMALL_CONTEXT_DIM
 
 import comfy.conds
 import comfy.context_windows
@@ -35,10 +35,6 @@ USED_BY = "AnimateFlow's context windows (sampling/context_handler.py, sampling/
 def host_changed(what: str) -> str:
     return f"ComfyUI changed: {what}. {USED_BY}; adapt there."
 
-
-@pytest.fixture(scope="module")
-def base():
-    return small_sd15_model()
 
 
 def ksampler(model, frames: int = 3, steps: int = 2):
@@ -108,10 +104,10 @@ def test_calc_cond_batch_hands_evaluations_to_model_options_context_handler():
         f"the calc_cond_batch given to ContextHandlerABC.execute takes {inner_params}")
 
 
-def test_sample_sigmas_are_in_transformer_options(base):
+def test_sample_sigmas_are_in_transformer_options(small_model):
     """Our schedule shifts windows per step; the step is the sigma's index in transformer_options['sample_sigmas']."""
     probe = Probe()
-    model = base.clone()
+    model = small_model.clone()
     model.model_options[host_sampling.CONTEXT_HANDLER] = probe
     model.set_model_unet_function_wrapper(lambda apply_model, args: args["input"])
     ksampler(model, steps=3)
@@ -123,7 +119,7 @@ def test_sample_sigmas_are_in_transformer_options(base):
     assert evaluated == pytest.approx(sigmas[:-1].tolist()), host_changed("evaluations no longer run at sample_sigmas")
 
 
-def test_model_options_transformer_options_reach_the_model_call(base):
+def test_model_options_transformer_options_reach_the_model_call(small_model):
     """Our per-call keys (frames per video, window indices) are put in model_options['transformer_options'] and must
     arrive in the transformer_options the UNet (and the motion module in it) gets."""
     seen = []
@@ -132,7 +128,7 @@ def test_model_options_transformer_options_reach_the_model_call(base):
         seen.append(dict(args["c"]["transformer_options"]))
         return args["input"]
 
-    model = base.clone()
+    model = small_model.clone()
     model.set_model_unet_function_wrapper(wrapper)
     model.model_options.setdefault("transformer_options", {})["animateflow_probe"] = 7
     ksampler(model, steps=1)
@@ -141,7 +137,7 @@ def test_model_options_transformer_options_reach_the_model_call(base):
     assert all("cond_or_uncond" in s for s in seen), host_changed("transformer_options lost 'cond_or_uncond'")
 
 
-def test_prepare_sampling_wrapper_gets_noise_shape_conds_and_model_options(base):
+def test_prepare_sampling_wrapper_gets_noise_shape_conds_and_model_options(small_model):
     """Our PREPARE_SAMPLING wrapper reads (model, noise_shape, conds, model_options) by name (host/wrappers.py's
     WrappedCall), checks per-frame conds and shrinks noise_shape to one window for the memory estimate."""
     seen = []
@@ -151,7 +147,7 @@ def test_prepare_sampling_wrapper_gets_noise_shape_conds_and_model_options(base)
         seen.append({name: call.get(name) for name in ("model", "noise_shape", "conds", "model_options")})
         return call()
 
-    model = base.clone()
+    model = small_model.clone()
     wrappers.add(model, wrappers.PREPARE_SAMPLING, "probe", wrapper)
     model.set_model_unet_function_wrapper(lambda apply_model, args: args["input"])
     ksampler(model, frames=5, steps=1)
@@ -161,7 +157,7 @@ def test_prepare_sampling_wrapper_gets_noise_shape_conds_and_model_options(base)
     assert {"positive", "negative"} <= set(arguments["conds"]), host_changed("prepare_sampling's conds changed form")
 
 
-def test_outer_sample_wrapper_sees_the_guider_noise_and_seed(base):
+def test_outer_sample_wrapper_sees_the_guider_noise_and_seed(small_model):
     """Our OUTER_SAMPLE wrapper finds the handler in the guider's model_options (WrappedCall.host_object), reads
     noise, seed and callback by name; the noise it passes on is the noise sampled from (FreeNoise reorders it there)
     and the callback it passes on is called once per sampler step with the step first (the windows shift by it)."""
@@ -172,7 +168,7 @@ def test_outer_sample_wrapper_sees_the_guider_noise_and_seed(base):
         seen.append((call.host_object, call["seed"]))
         return call.replace(noise=torch.zeros_like(call["noise"]), callback=lambda step, *rest: steps.append(step))()
 
-    model = base.clone()
+    model = small_model.clone()
     wrappers.add(model, wrappers.OUTER_SAMPLE, "probe", wrapper)
     model.set_model_unet_function_wrapper(lambda apply_model, args: torch.zeros_like(args["input"]))
     out = ksampler(model, steps=3)
@@ -196,7 +192,7 @@ class HintModel(torch.nn.Module):
         return {}
 
 
-def test_controlnet_hint_attributes_and_reuse_of_a_prepared_hint(base, monkeypatch):
+def test_controlnet_hint_attributes_and_reuse_of_a_prepared_hint(small_model, monkeypatch):
     """We cut `cond_hint_original` / `extra_concat_orig` per window, walk `previous_controlnet`, and hand a prepared
     hint in `cond_hint`: get_control must prepare from cond_hint_original when cond_hint is None, keep a cond_hint
     whose size fits the latent, and broadcast an n-frame hint to a cond+uncond batch of 2n as two copies."""
@@ -209,7 +205,7 @@ def test_controlnet_hint_attributes_and_reuse_of_a_prepared_hint(base, monkeypat
     upscale = comfy.utils.common_upscale
     monkeypatch.setattr(comfy.utils, "common_upscale", lambda s, *a, **k: prepared.append(1) or upscale(s, *a, **k))
     control.set_cond_hint(torch.rand(3, 3, 16, 16))
-    control.pre_run(base.model, lambda percent: 1000.0 * (1 - percent))
+    control.pre_run(small_model.model, lambda percent: 1000.0 * (1 - percent))
     x = torch.zeros(6, 4, 2, 2)
     control.get_control(x, torch.full((6,), 10.0), {"c_crossattn": torch.zeros(6, 77, SMALL_CONTEXT_DIM)}, 2, {})
     assert len(prepared) == 1 and control.cond_hint.shape[0] == 6, host_changed("ControlNet hint preparation")
@@ -231,11 +227,11 @@ def test_model_conds_copy_with_a_new_tensor():
     assert type(copy) is comfy.conds.CONDCrossAttn and copy.cond is part, host_changed("CONDCrossAttn._copy_with")
 
 
-def test_memory_estimates_and_interrupts_we_call(base):
+def test_memory_estimates_and_interrupts_we_call(small_model):
     """windows_per_call weighs BaseModel.memory_required(shape) against host/sampling.free_memory(device); the window
     loop checks host/execution.check_interrupt between calls."""
-    small = base.model.memory_required([16, 4, 8, 8])
-    large = base.model.memory_required([32, 4, 8, 8])
+    small = small_model.model.memory_required([16, 4, 8, 8])
+    large = small_model.model.memory_required([32, 4, 8, 8])
     assert 0 < small < large, host_changed("BaseModel.memory_required(input_shape) no longer grows with the batch")
     free = host_sampling.free_memory(torch.device("cpu"))
     assert isinstance(free, (int, float)) and free > 0, host_changed("model_management.get_free_memory(device)")

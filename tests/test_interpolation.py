@@ -12,9 +12,9 @@ import uuid
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 import torch
+import clip_helpers
 from conftest import BASE_DIR, call_node, pack_module
 from memory_probe import PROBE
 from PIL import Image
@@ -191,24 +191,8 @@ def test_motion_memory_stays_near_input_plus_output():
 
 def write_clip(path: Path, count: int, fps: int, seconds_of_audio: float) -> None:
     """An MP4 of the moving square (H.264) with a stereo 440 Hz tone (AAC) of the given length."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width = video.height = SIZE
-        video.pix_fmt = "yuv420p"
-        sound = container.add_stream("aac", rate=48000)
-        sound.layout = "stereo"
-        pixels = (moving_square(count, step=4) * 255).to(torch.uint8).numpy()
-        for frame in pixels:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-        container.mux(video.encode())
-        total = int(48000 * seconds_of_audio)
-        tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(total) / 48000)).astype(np.float32)
-        for start in range(0, total, 1024):
-            chunk = np.ascontiguousarray(np.stack([tone[start:start + 1024]] * 2))
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts = 48000, start
-            container.mux(sound.encode(frame))
-        container.mux(sound.encode())
+    pixels = (moving_square(count, step=4) * 255).to(torch.uint8).numpy()
+    clip_helpers.write_clip(path, list(pixels), fps, clip_helpers.tone(seconds_of_audio))
 
 
 def schema_defaults(server, class_type: str) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import call_node, pack_module
-from motion_helpers import layout_state_dict, small_sd15_model
+from motion_helpers import small_motion
 from PIL import Image
 from sampling_helpers import ksampler
 
@@ -115,18 +115,14 @@ def fake_server(monkeypatch):
     return server
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return small_sd15_model()
+
+def _motion_model(small_model, **kwargs):
+    motion = small_motion("v3")
+    return apply.apply_motion_module(small_model, motion, beta_schedule="sd", **kwargs)
 
 
-def _motion_model(tiny, **kwargs):
-    motion = loader.build_motion_module(layout_state_dict("v3", shrink=10), "small_v3", dtype=torch.float32)
-    return apply.apply_motion_module(tiny, motion, beta_schedule="sd", **kwargs)
-
-
-def test_a_run_sends_all_frames_of_each_step_to_the_client_that_queued_it(tiny, fake_server):
-    ksampler(_motion_model(tiny), 5, steps=3)
+def test_a_run_sends_all_frames_of_each_step_to_the_client_that_queued_it(small_model, fake_server):
+    ksampler(_motion_model(small_model), 5, steps=3)
     assert [e for e, _, _ in fake_server.events] == [live_preview.EVENT] * 3
     for step, (_, payload, sid) in enumerate(fake_server.events, start=1):
         assert sid == "client-1" and payload["node"] == "12"
@@ -134,13 +130,13 @@ def test_a_run_sends_all_frames_of_each_step_to_the_client_that_queued_it(tiny, 
         assert _decode(payload).size == (payload["columns"] * payload["width"], 2 * payload["height"])
 
 
-def test_with_context_windows_the_preview_shows_the_fused_frames(tiny, fake_server):
+def test_with_context_windows_the_preview_shows_the_fused_frames(small_model, fake_server):
     options = call_node("AnimateFlow_ContextOptions", context_length=4, context_stride=1, context_overlap=1,
                         closed_loop=False, schedule="uniform", fuse_method="pyramid")[0]
-    ksampler(_motion_model(tiny, context_options=options), 10, steps=2)
+    ksampler(_motion_model(small_model, context_options=options), 10, steps=2)
     assert [p["frames"] for _, p, _ in fake_server.events] == [10, 10]
 
 
-def test_live_preview_off_sends_nothing(tiny, fake_server):
-    ksampler(_motion_model(tiny, live_preview=False), 3, steps=2)
+def test_live_preview_off_sends_nothing(small_model, fake_server):
+    ksampler(_motion_model(small_model, live_preview=False), 3, steps=2)
     assert fake_server.events == []

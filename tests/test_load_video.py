@@ -12,10 +12,10 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
+import clip_helpers
 from conftest import BASE_DIR, call_node, pack_module
 from memory_probe import PROBE
 
@@ -31,33 +31,9 @@ def grey(i: int) -> int:
 
 def make_video(path: Path, frames: int = 12, fps: int = 8, size=(48, 32), audio_hz: float | None = None) -> Path:
     """Write a video whose frame i is a flat grey(i), optionally with a stereo sine tone as long as the video."""
-    codec, pix_fmt, audio_codec = {
-        ".mp4": ("libx264", "yuv420p", "aac"),
-        ".mov": ("mpeg4", "yuv420p", "aac"),
-        ".webm": ("libvpx-vp9", "yuv420p", "libopus"),
-        ".gif": ("gif", "rgb8", None),
-    }[path.suffix]
     width, height = size
-    with av.open(str(path), "w") as container:
-        video = container.add_stream(codec, rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, pix_fmt
-        sound = None
-        if audio_hz:
-            sound = container.add_stream(audio_codec, rate=48000)
-            sound.layout = "stereo"
-        for i in range(frames):
-            pixels = np.full((height, width, 3), grey(i), np.uint8)
-            container.mux(video.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
-        container.mux(video.encode())
-        if sound:
-            total = 48000 * frames // fps
-            tone = (0.5 * np.sin(2 * np.pi * audio_hz * np.arange(total) / 48000)).astype(np.float32)
-            for start in range(0, total, 960):
-                chunk = np.ascontiguousarray(np.stack([tone[start : start + 960]] * 2))
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts = 48000, start
-                container.mux(sound.encode(frame))
-            container.mux(sound.encode())
+    audio = clip_helpers.tone(frames / fps, audio_hz) if audio_hz else None
+    clip_helpers.write_clip(path, [np.full((height, width, 3), grey(i), np.uint8) for i in range(frames)], fps, audio)
     return path
 
 

@@ -17,7 +17,7 @@ import comfy.patcher_extension
 import pytest
 import torch
 from conftest import pack_module
-from motion_helpers import layout_state_dict, run_unet, small_sd15_model
+from motion_helpers import run_unet, small_motion, small_sd15_model
 
 loader = pack_module("motion.loader")
 inject = pack_module("motion.inject")
@@ -26,10 +26,6 @@ errors = pack_module("motion.errors")
 fast_path = pack_module("motion.fast_path")
 fast_math = pack_module("motion.fast_math")
 compile_worker = pack_module("motion.compile_worker")
-
-
-def small_motion():
-    return loader.build_motion_module(layout_state_dict("v2", shrink=10), "small_v2", dtype=torch.float32)
 
 
 def rel(a, b):

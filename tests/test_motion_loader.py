@@ -78,7 +78,7 @@ def test_nesting_and_module_prefix_are_unwrapped(tmp_path, wrap):
         obj = {"module": sd}
     path = tmp_path / "mm.ckpt"
     torch.save(obj, path)
-    out = loader.read_state_dict(str(path), "test")
+    out = loader.read_state_dict(str(path))
     _, fmt = formats.canonical_state_dict(out, "mm.ckpt")
     assert fmt.name.startswith("v3")
 
@@ -97,8 +97,9 @@ def test_pickle_with_code_is_refused_and_not_run(tmp_path):
     path = tmp_path / "evil_motion.ckpt"
     with open(path, "wb") as f:
         pickle.dump({"state_dict": {"x": _Evil()}}, f)
-    with pytest.raises(loader.UnsafeCheckpointError, match="evil_motion.ckpt"):
-        loader.read_state_dict(str(path), "Load Motion Module")
+    with pytest.raises(loader.UnsafeCheckpointError, match="evil_motion.ckpt") as error:
+        loader.read_state_dict(str(path))
+    assert error.value.input == "model_name" and ".safetensors" in error.value.fix
     assert not os.path.exists(marker)
 
 

@@ -8,7 +8,7 @@ import pytest
 import safetensors.torch
 import torch
 from conftest import MODELS, pack_module
-from motion_helpers import layout_state_dict, run_unet, small_lora_state_dict, small_sd15_model
+from motion_helpers import SHRINK, run_unet, small_lora_state_dict, small_motion
 
 import nodes
 from scripts import fixtures
@@ -18,12 +18,7 @@ apply = pack_module("nodes.motion_apply")
 lora = pack_module("motion.lora")
 formats = pack_module("motion.formats")
 
-SHRINK = 10
 NODE = "AnimateFlow_MotionLoRALoader"
-
-
-def small_motion(fmt: str):
-    return loader.build_motion_module(layout_state_dict(fmt, shrink=SHRINK), f"small_{fmt}", dtype=torch.float32)
 
 
 def patched_weights(module) -> dict[str, torch.Tensor]:
@@ -52,13 +47,9 @@ def motion_director_targets(sd: dict[str, torch.Tensor]) -> dict[str, tuple[str,
     return targets
 
 
-@pytest.fixture(scope="module")
-def base():
-    return small_sd15_model()
-
 
 @pytest.mark.parametrize("fmt", ["v1", "v3"])
-def test_v2_lora_on_a_mid_less_module_skips_the_mid_block_and_says_so(fmt, base):
+def test_v2_lora_on_a_mid_less_module_skips_the_mid_block_and_says_so(fmt, small_model):
     motion, lora_sd = small_motion(fmt), small_lora_state_dict(SHRINK)
     fit = lora.fit_lora(motion, lora_sd, "v2_lora_PanLeft.ckpt")
     assert len(fit.skipped) == 8 and all(k.startswith("mid_block.") for k in fit.skipped)
@@ -72,8 +63,8 @@ def test_v2_lora_on_a_mid_less_module_skips_the_mid_block_and_says_so(fmt, base)
     torch.testing.assert_close(weights[key], want)
     x = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     context = torch.randn(4, 77, 32, generator=torch.Generator().manual_seed(1))
-    plain = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
-    moved = run_unet(apply.apply_motion_module(base, patched, beta_schedule="sd"), x, context, [0])
+    plain = run_unet(apply.apply_motion_module(small_model, motion, beta_schedule="sd"), x, context, [0])
+    moved = run_unet(apply.apply_motion_module(small_model, patched, beta_schedule="sd"), x, context, [0])
     assert torch.isfinite(moved).all() and not torch.allclose(plain, moved)
 
 
@@ -108,9 +99,10 @@ def test_raw_and_peft_forms_name_the_same_layers():
 def test_loras_that_fit_nothing_fail_clearly():
     motion = small_motion("v3")
     mid_only = {k: v for k, v in small_lora_state_dict(SHRINK).items() if k.startswith("mid_block.")}
-    with pytest.raises(formats.MotionFormatError, match=r"Motion LoRA Loader: mid\.safetensors patches none of the "
-                                                         r"layers of the motion module small_v3"):
+    with pytest.raises(formats.MotionFormatError, match=r"^mid\.safetensors patches none of the layers of the "
+                                                         r"motion module small_v3") as error:
         lora.fit_lora(motion, mid_only, "mid.safetensors")
+    assert error.value.input == "lora_name" and "v2 LoRAs fit v1, v2 and v3" in error.value.fix
     with pytest.raises(formats.MotionFormatError, match=r"does not fit .* other shapes .* made for SD1\.5"):
         lora.fit_lora(small_motion("v2"), small_lora_state_dict(SHRINK // 2), "big.safetensors")
     with pytest.raises(formats.MotionFormatError, match="is not a motion LoRA"):

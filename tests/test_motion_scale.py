@@ -11,24 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import call_node, pack_module
-from motion_helpers import SMALL_CONTEXT_DIM, layout_state_dict, run_unet, small_sd15_model
+from motion_helpers import SHRINK, SMALL_CONTEXT_DIM, layout_state_dict, run_unet, small_motion
 
 loader = pack_module("motion.loader")
 apply = pack_module("nodes.motion_apply")
+inject = pack_module("motion.inject")
 errors = pack_module("motion.errors")
 model_classes = pack_module("motion.model")
 scale_schedule = pack_module("motion.scale_schedule")
 
-SHRINK = 10
 
-
-@pytest.fixture(scope="module")
-def base():
-    return small_sd15_model()
-
-
-def small_motion(fmt="v2", sd=None):
-    return loader.build_motion_module(sd or layout_state_dict(fmt, shrink=SHRINK), f"small_{fmt}", dtype=torch.float32)
 
 
 def schedule_node(schedule="0: 1.0", interpolation="linear", down=1.0, mid=1.0, up=1.0, **optional):
@@ -122,7 +114,7 @@ def _expected_scale(frames_idx, block, h, w, videos, motion_scale, keys, interpo
 
 @pytest.mark.parametrize("with_mask", [False, True])
 @pytest.mark.parametrize("window", [None, [3, 4, 5, 6, 7, 0]])
-def test_schedule_blocks_and_mask_equal_the_scale_applied_by_hand(base, with_mask, window):
+def test_schedule_blocks_and_mask_equal_the_scale_applied_by_hand(small_model, with_mask, window):
     """Every module call's output is input + scale · (its unscaled output − input), with the scale computed here
     from the keyframes, the block multipliers and the mask resized to the block's resolution; inside a context
     window the schedule follows the window's video frame numbers."""
@@ -135,7 +127,7 @@ def test_schedule_blocks_and_mask_equal_the_scale_applied_by_hand(base, with_mas
     schedule = schedule_node(schedule="0: 1.0, 3: 0.2, 7: 1.5", interpolation=interpolation, **blocks,
                              **({"mask": mask} if with_mask else {}))
     motion = small_motion("v2")
-    model = apply.apply_motion_module(base, motion, motion_scale=0.8, beta_schedule="sd", scale_schedule=schedule)
+    model = apply.apply_motion_module(small_model, motion, motion_scale=0.8, beta_schedule="sd", scale_schedule=schedule)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(videos * frames, 4, 8, 8, generator=gen)
     context = torch.randn(videos, 77, SMALL_CONTEXT_DIM, generator=gen).repeat_interleave(frames, 0)
@@ -158,22 +150,22 @@ def test_schedule_blocks_and_mask_equal_the_scale_applied_by_hand(base, with_mas
     assert blocks_seen == {"down", "mid", "up"}
 
 
-def test_constant_schedule_stays_a_float_and_zero_everywhere_is_the_plain_unet(base):
+def test_constant_schedule_stays_a_float_and_zero_everywhere_is_the_plain_unet(small_model):
     motion = small_motion("v2")
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(8, 4, 8, 8, generator=gen)
     context = torch.randn(2, 77, SMALL_CONTEXT_DIM, generator=gen).repeat_interleave(4, 0)
-    model = apply.apply_motion_module(base, motion, motion_scale=2.0, beta_schedule="sd",
+    model = apply.apply_motion_module(small_model, motion, motion_scale=2.0, beta_schedule="sd",
                                       scale_schedule=schedule_node(schedule="0: 0.5", down=1.0, mid=3.0, up=0.0))
     for module, inp, f, scale, out in _calls(model, motion, x, context):
         assert isinstance(scale, float)
         assert scale == {"down": 1.0, "mid": 3.0, "up": 0.0}[_block_of(motion, module)]
-    plain = run_unet(base, x, context, [0, 1])
-    off = apply.apply_motion_module(base, motion, beta_schedule="sd", scale_schedule=schedule_node(schedule="0: 0"))
+    plain = run_unet(small_model, x, context, [0, 1])
+    off = apply.apply_motion_module(small_model, motion, beta_schedule="sd", scale_schedule=schedule_node(schedule="0: 0"))
     assert torch.equal(run_unet(off, x, context, [0, 1]), plain)
 
 
-def test_attention_key_scale_equals_key_weights_scaled_by_hand(base):
+def test_attention_key_scale_equals_key_weights_scaled_by_hand(small_model):
     """The leading pack's "scale" multiplies k = to_k(x); with no bias that is to_k's weight times the scale."""
     sd = layout_state_dict("v2", shrink=SHRINK)
     by_hand = {k: (v * 1.7 if k.endswith(".to_k.weight") else v) for k, v in sd.items()}
@@ -181,31 +173,47 @@ def test_attention_key_scale_equals_key_weights_scaled_by_hand(base):
     x = torch.randn(8, 4, 8, 8, generator=gen)
     context = torch.randn(2, 77, SMALL_CONTEXT_DIM, generator=gen).repeat_interleave(4, 0)
     motion = small_motion("v2", sd)
-    scaled = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd", attention_key_scale=1.7),
+    scaled = run_unet(apply.apply_motion_module(small_model, motion, beta_schedule="sd", attention_key_scale=1.7),
                       x, context, [0, 1])
-    reference = run_unet(apply.apply_motion_module(base, small_motion("v2", by_hand), beta_schedule="sd"),
+    reference = run_unet(apply.apply_motion_module(small_model, small_motion("v2", by_hand), beta_schedule="sd"),
                          x, context, [0, 1])
     torch.testing.assert_close(scaled, reference, rtol=1e-5, atol=1e-5)
-    plain = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0, 1])
+    plain = run_unet(apply.apply_motion_module(small_model, motion, beta_schedule="sd"), x, context, [0, 1])
     assert ((scaled - plain).norm() / plain.norm()) > 1e-4
     key = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0.to_k.weight"
     assert torch.equal(motion.model.state_dict()[key], sd[key]), "the shared module keeps its own weights"
 
 
-def test_bad_values_are_clear_errors(base):
+def test_bad_values_are_clear_errors(small_model):
     motion = small_motion("v3")
     with pytest.raises(errors.MotionApplyError, match="attention_key_scale"):
-        apply.apply_motion_module(base, motion, attention_key_scale=float("inf"))
-    with pytest.raises(errors.MotionApplyError, match="motion_scale_schedule must come from"):
-        apply.apply_motion_module(base, motion, scale_schedule=0.5)
+        apply.apply_motion_module(small_model, motion, attention_key_scale=float("inf"))
+    with pytest.raises(errors.MotionApplyError, match="motion_scale_schedule got float"):
+        apply.apply_motion_module(small_model, motion, scale_schedule=0.5)
     with pytest.raises(scale_schedule.MotionScaleError, match="mask"):
         schedule_node(mask=torch.full((1, 8, 8), float("nan")))
 
 
-def test_apply_node_takes_the_new_inputs_and_old_inputs_alone(base):
-    """Saved workflows without the new inputs still run: they are optional with defaults."""
+def _forwarded(model):
+    """What a patched model's motion layers run with: their scales and the (key-scaled) motion module patcher."""
+    patches = model.model_options["transformer_options"]["patches"]["forward_timestep_embed_patch"]
+    scales = next(handler.args[0] for owner, handler in patches if owner is model_classes.VanillaTemporalModule)
+    (motion_patcher,) = model.get_additional_models_with_key(inject.KEY)
+    return scales, motion_patcher
+
+
+def test_apply_node_takes_the_new_inputs_and_old_inputs_alone(small_model):
+    """Saved workflows without the new inputs still run, as motion_scale alone; given, the node passes them on to
+    what the motion layers run with (other tests check those against the scales applied by hand)."""
     motion = small_motion("v3")
-    call_node("AnimateFlow_ApplyMotionModule", model=base, motion_module=motion, motion_scale=1.0,
-              beta_schedule="sd")
-    call_node("AnimateFlow_ApplyMotionModule", model=base, motion_module=motion, motion_scale=1.0,
-              beta_schedule="sd", motion_scale_schedule=schedule_node(schedule="0: 1, 8: 0"), attention_key_scale=1.2)
+    old = call_node("AnimateFlow_ApplyMotionModule", model=small_model, motion_module=motion, motion_scale=1.0,
+                    beta_schedule="sd")[0]
+    scales, patcher = _forwarded(old)
+    assert scales.motion_scale == 1.0 and scales.schedule is None and patcher is motion.patcher
+    schedule = schedule_node(schedule="0: 1, 8: 0")
+    new = call_node("AnimateFlow_ApplyMotionModule", model=small_model, motion_module=motion, motion_scale=0.5,
+                    beta_schedule="sd", motion_scale_schedule=schedule, attention_key_scale=1.2)[0]
+    scales, patcher = _forwarded(new)
+    assert scales.motion_scale == 0.5 and scales.schedule is schedule
+    keys = {k for k in motion.model.state_dict() if k.endswith(".to_k.weight")}
+    assert set(patcher.patches) == keys and all(p[0][2] == 1.2 for p in patcher.patches.values())

@@ -15,7 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import pack_module
-from motion_helpers import SMALL_CONTEXT_DIM, layout_state_dict, run_unet, small_lora_state_dict, small_sd15_model
+from motion_helpers import (SHRINK, SMALL_CONTEXT_DIM, layout_state_dict, run_unet, small_lora_state_dict,
+                            small_motion)
 
 
 loader = pack_module("motion.loader")
@@ -27,16 +28,7 @@ lora = pack_module("motion.lora")
 formats = pack_module("motion.formats")
 context_options = pack_module("sampling.context_options")
 
-SHRINK = 10
 
-
-@pytest.fixture(scope="module")
-def base():
-    return small_sd15_model()
-
-
-def small_motion(fmt: str, dtype=torch.float32):
-    return loader.build_motion_module(layout_state_dict(fmt, shrink=SHRINK), f"small_{fmt}", dtype=dtype)
 
 
 def inputs(frames: int, videos: int = 1, seed: int = 0):
@@ -50,10 +42,10 @@ def rel(a, b):
     return ((a - b).norm() / b.norm()).item()
 
 
-def test_cond_and_uncond_are_never_mixed(base):
+def test_cond_and_uncond_are_never_mixed(small_model):
     """cond and uncond (and two videos) sharing one UNet call must give what each gives alone: if temporal
     attention ran over the whole batch, each half would see the other's frames and these would differ."""
-    model = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="sd")
+    model = apply.apply_motion_module(small_model, small_motion("v2"), beta_schedule="sd")
     frames = 8
     x, context = inputs(frames, videos=2)
     both = run_unet(model, x, context, [0, 1])
@@ -66,19 +58,19 @@ def test_cond_and_uncond_are_never_mixed(base):
 
 
 @pytest.mark.parametrize("frames", [1, 2])
-def test_one_and_two_frame_batches(base, frames):
-    model = apply.apply_motion_module(base, small_motion("v3"), beta_schedule="sd")
+def test_one_and_two_frame_batches(small_model, frames):
+    model = apply.apply_motion_module(small_model, small_motion("v3"), beta_schedule="sd")
     x, context = inputs(frames, videos=2)
     out = run_unet(model, x, context, [0, 1])
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 
-def test_motion_scale_zero_is_the_plain_unet_and_scale_changes_output(base):
+def test_motion_scale_zero_is_the_plain_unet_and_scale_changes_output(small_model):
     x, context = inputs(4)
-    plain = run_unet(base, x, context, [0])
-    off = run_unet(apply.apply_motion_module(base, small_motion("v2"), motion_scale=0.0, beta_schedule="sd"),
+    plain = run_unet(small_model, x, context, [0])
+    off = run_unet(apply.apply_motion_module(small_model, small_motion("v2"), motion_scale=0.0, beta_schedule="sd"),
                    x, context, [0])
-    one = run_unet(apply.apply_motion_module(base, small_motion("v2"), motion_scale=1.0, beta_schedule="sd"),
+    one = run_unet(apply.apply_motion_module(small_model, small_motion("v2"), motion_scale=1.0, beta_schedule="sd"),
                    x, context, [0])
     assert torch.equal(off, plain)
     assert rel(one, plain) > 1e-3
@@ -96,10 +88,10 @@ def _groupnorm_io(model, x, context, cond_or_uncond):
     return norm, seen[0]
 
 
-def test_v1_groupnorm_takes_statistics_over_the_frames_of_each_video(base):
+def test_v1_groupnorm_takes_statistics_over_the_frames_of_each_video(small_model):
     frames = 4
     x, context = inputs(frames, videos=2)
-    norm, (inp, out) = _groupnorm_io(apply.apply_motion_module(base, small_motion("v1"), beta_schedule="sd"),
+    norm, (inp, out) = _groupnorm_io(apply.apply_motion_module(small_model, small_motion("v1"), beta_schedule="sd"),
                                      x, context, [0, 1])
     bf, c, h, w = inp.shape
     video = inp.view(2, frames, c, h, w).permute(0, 2, 1, 3, 4)  # (b, c, f, h, w): stats over (c, f, h, w) groups
@@ -109,15 +101,15 @@ def test_v1_groupnorm_takes_statistics_over_the_frames_of_each_video(base):
     assert not torch.allclose(out, per_frame, atol=1e-3)
     assert "forward" not in norm.__dict__, "eject must restore the UNet's own GroupNorm"
 
-    norm, (inp, out) = _groupnorm_io(apply.apply_motion_module(base, small_motion("v3"), beta_schedule="sd"),
+    norm, (inp, out) = _groupnorm_io(apply.apply_motion_module(small_model, small_motion("v3"), beta_schedule="sd"),
                                      x, context, [0, 1])
     assert torch.allclose(out, F.group_norm(inp, 32, norm.weight, norm.bias, norm.eps), atol=1e-5)
 
 
-def test_inject_and_eject_leave_the_shared_unet_as_it_was(base):
-    unet = base.model.diffusion_model
+def test_inject_and_eject_leave_the_shared_unet_as_it_was(small_model):
+    unet = small_model.model.diffusion_model
     before = [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]]
-    model = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="animatediff")
+    model = apply.apply_motion_module(small_model, small_motion("v2"), beta_schedule="animatediff")
     comfy.model_management.load_models_gpu([model])
     injected = [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]]
     assert sum(map(len, injected)) - sum(map(len, before)) == 21
@@ -126,18 +118,18 @@ def test_inject_and_eject_leave_the_shared_unet_as_it_was(base):
     comfy.model_management.unload_all_models()
     after = [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]]
     assert after == before
-    assert base.model.model_sampling is base.get_model_object("model_sampling")
-    assert "forward_timestep_embed_patch" not in base.model_options["transformer_options"].get("patches", {})
+    assert small_model.model.model_sampling is small_model.get_model_object("model_sampling")
+    assert "forward_timestep_embed_patch" not in small_model.model_options["transformer_options"].get("patches", {})
 
 
-def test_applying_while_another_clone_is_injected_places_modules_right(base):
+def test_applying_while_another_clone_is_injected_places_modules_right(small_model):
     """A model left loaded by an earlier run is still injected when the next graph applies a module to it."""
-    unet = base.model.diffusion_model
+    unet = small_model.model.diffusion_model
     before = [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]]
-    first = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="animatediff")
+    first = apply.apply_motion_module(small_model, small_motion("v2"), beta_schedule="animatediff")
     comfy.model_management.load_models_gpu([first])
     second_module = small_motion("v3")
-    second = apply.apply_motion_module(base, second_module, beta_schedule="animatediff")
+    second = apply.apply_motion_module(small_model, second_module, beta_schedule="animatediff")
     comfy.model_management.load_models_gpu([second])
     layers = [m for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks] for m in block
               if isinstance(m, model_classes.VanillaTemporalModule)]
@@ -149,20 +141,23 @@ def test_applying_while_another_clone_is_injected_places_modules_right(base):
     assert [list(map(id, block)) for block in [*unet.input_blocks, unet.middle_block, *unet.output_blocks]] == before
 
 
-def test_frames_beyond_the_encoding_point_to_context_options(base):
-    model = apply.apply_motion_module(base, small_motion("v1"), beta_schedule="sd")
+def test_frames_beyond_the_encoding_point_to_context_options(small_model):
+    model = apply.apply_motion_module(small_model, small_motion("v1"), beta_schedule="sd")
     x, context = inputs(25)
-    with pytest.raises(errors.MotionApplyError, match="Context Options"):
+    with pytest.raises(errors.MotionApplyError, match="25 frames exceed the motion module's positional encoding of "
+                                                      "24 frames; connect context options with context_length ≤ 24"
+                                                      ) as error:
         run_unet(model, x, context, [0])
+    assert error.value.input == "context_options"
     too_long = context_options.ContextOptions(context_length=32)
     with pytest.raises(errors.MotionApplyError, match="context_length 32 .* 24"):
-        apply.apply_motion_module(base, small_motion("v1"), context_options=too_long)
+        apply.apply_motion_module(small_model, small_motion("v1"), context_options=too_long)
 
 
-def test_sdxl_module_on_sd15_model_is_a_clear_error(base):
+def test_sdxl_module_on_sd15_model_is_a_clear_error(small_model):
     sdxl = small_motion("sdxl")
     with pytest.raises(errors.MotionApplyError, match=r"small_sdxl.*SDXL.*does not fit the model SD15"):
-        apply.apply_motion_module(base, sdxl)
+        apply.apply_motion_module(small_model, sdxl)
 
 
 def _meta_sdxl_unet():
@@ -202,7 +197,7 @@ def test_sdxl_insertion_points_on_a_meta_sdxl_unet(fmt):
         inject.insertion_points(unet, sd15_motion, "SDXL", "mm_sd_v15_v2")
 
 
-def test_beta_schedules(base):
+def test_beta_schedules(small_model):
     def sigmas(model):
         return model.get_model_object("model_sampling").sigmas.double()
 
@@ -210,14 +205,14 @@ def test_beta_schedules(base):
         alphas_cumprod = torch.cumprod(1 - betas, 0)
         return ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
 
-    ad = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="auto")
+    ad = apply.apply_motion_module(small_model, small_motion("v2"), beta_schedule="auto")
     assert torch.allclose(sigmas(ad), expected(torch.linspace(0.00085, 0.012, 1000, dtype=torch.float64)), rtol=1e-5)
-    sdxl = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="sdxl")
+    sdxl = apply.apply_motion_module(small_model, small_motion("v2"), beta_schedule="sdxl")
     scaled = torch.linspace(0.00085 ** 0.5, 0.020 ** 0.5, 1000, dtype=torch.float64) ** 2
     assert torch.allclose(sigmas(sdxl), expected(scaled), rtol=1e-5)
-    sd = apply.apply_motion_module(base, small_motion("v2"), beta_schedule="sd")
-    assert torch.equal(sigmas(sd), sigmas(base))
-    lcm = apply.apply_motion_module(base, small_motion("animatelcm"), beta_schedule="auto")
+    sd = apply.apply_motion_module(small_model, small_motion("v2"), beta_schedule="sd")
+    assert torch.equal(sigmas(sd), sigmas(small_model))
+    lcm = apply.apply_motion_module(small_model, small_motion("animatelcm"), beta_schedule="auto")
     assert type(lcm.get_model_object("model_sampling")).__name__ == "ModelSamplingLCM"
 
 
@@ -234,15 +229,16 @@ def test_fp16_and_fp32_modules_agree():
     assert rel(cast, ref) < 5e-3
 
 
-def test_motion_lora_patches_the_clone_only_and_strength_zero_is_a_no_op(base):
+def test_motion_lora_patches_the_clone_only_and_strength_zero_is_a_no_op(small_model):
     motion = small_motion("v2")
     lora_sd = small_lora_state_dict(SHRINK)
-    assert lora.apply_motion_lora(motion, lora_sd, "pan.safetensors", 0.0) is motion
+    fit = lora.fit_lora(motion, lora_sd, "pan.safetensors")
+    assert lora.apply_fit(motion, fit, 0.0) is motion
     key = "down_blocks.1.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.1.to_out.0.weight"
     prefix = "down_blocks.1.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.1.processor."
     original = motion.model.state_dict()[key].clone()
-    once = lora.apply_motion_lora(motion, lora_sd, "pan.safetensors", 0.5)
-    twice = lora.apply_motion_lora(once, lora_sd, "pan.safetensors", 0.25)
+    once = lora.apply_fit(motion, fit, 0.5)
+    twice = lora.apply_fit(once, lora.fit_lora(once, lora_sd, "pan.safetensors"), 0.25)
     delta = lora_sd[prefix + "to_out_lora.up.weight"] @ lora_sd[prefix + "to_out_lora.down.weight"]
     twice.patcher.patch_model()
     try:
@@ -252,9 +248,9 @@ def test_motion_lora_patches_the_clone_only_and_strength_zero_is_a_no_op(base):
     assert torch.equal(motion.model.state_dict()[key], original)
 
     x, context = inputs(4)
-    plain = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
-    patched = run_unet(apply.apply_motion_module(base, once, beta_schedule="sd"), x, context, [0])
-    again = run_unet(apply.apply_motion_module(base, motion, beta_schedule="sd"), x, context, [0])
+    plain = run_unet(apply.apply_motion_module(small_model, motion, beta_schedule="sd"), x, context, [0])
+    patched = run_unet(apply.apply_motion_module(small_model, once, beta_schedule="sd"), x, context, [0])
+    again = run_unet(apply.apply_motion_module(small_model, motion, beta_schedule="sd"), x, context, [0])
     assert rel(patched, plain) > 1e-4
     assert torch.equal(again, plain)
 

@@ -11,7 +11,7 @@ import struct
 import pytest
 import torch
 from conftest import call_node, pack_module
-from motion_helpers import layout_state_dict, small_sd15_model
+from motion_helpers import small_motion
 from sampling_helpers import ksampler
 
 motion_watch = pack_module("nodes.motion_watch")
@@ -51,13 +51,9 @@ def test_prompt_check_finds_apply_nodes_no_sampler_uses(chain, warned):
     assert unsampled == (["3"] if warned else [])
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return small_sd15_model()
-
 
 def _motion():
-    return loader.build_motion_module(layout_state_dict("v3", shrink=10), "small_v3", dtype=torch.float32)
+    return small_motion("v3")
 
 
 def _warnings(caplog) -> list[str]:
@@ -65,8 +61,8 @@ def _warnings(caplog) -> list[str]:
             if r.levelno == logging.WARNING and r.name.endswith("motion_watch")]
 
 
-def test_one_frame_per_video_warns_once_per_run(tiny, caplog):
-    model = apply.apply_motion_module(tiny, _motion(), beta_schedule="sd", node_id="7")
+def test_one_frame_per_video_warns_once_per_run(small_model, caplog):
+    model = apply.apply_motion_module(small_model, _motion(), beta_schedule="sd", node_id="7")
     with caplog.at_level(logging.WARNING):
         ksampler(model, 1, steps=2)
     messages = _warnings(caplog)
@@ -77,9 +73,9 @@ def test_one_frame_per_video_warns_once_per_run(tiny, caplog):
     assert _warnings(caplog) == []
 
 
-def test_clones_of_the_patched_model_do_not_warn(tiny, caplog):
+def test_clones_of_the_patched_model_do_not_warn(small_model, caplog):
     """ComfyUI deep-copies a clone's wrappers; a copied watch heard no calls and warned on every windowed render."""
-    model = apply.apply_motion_module(tiny, _motion(), beta_schedule="sd", node_id="7")
+    model = apply.apply_motion_module(small_model, _motion(), beta_schedule="sd", node_id="7")
     windowed = call_node("AnimateFlow_SetContextOptions", model=model, context_options=call_node(
         "AnimateFlow_ContextOptions", context_length=4, context_stride=1, context_overlap=1, closed_loop=False,
         schedule="uniform", fuse_method="pyramid")[0])[0]
@@ -89,12 +85,12 @@ def test_clones_of_the_patched_model_do_not_warn(tiny, caplog):
     assert _warnings(caplog) == []
 
 
-def test_motion_scale_zero_everywhere_warns_when_applied(tiny, caplog):
+def test_motion_scale_zero_everywhere_warns_when_applied(small_model, caplog):
     with caplog.at_level(logging.WARNING):
-        apply.apply_motion_module(tiny, _motion(), motion_scale=0.0, beta_schedule="sd", node_id="4")
-        apply.apply_motion_module(tiny, _motion(), beta_schedule="sd", node_id="5",
+        apply.apply_motion_module(small_model, _motion(), motion_scale=0.0, beta_schedule="sd", node_id="4")
+        apply.apply_motion_module(small_model, _motion(), beta_schedule="sd", node_id="5",
                                   scale_schedule=scale_schedule.MotionScaleSchedule(mask=torch.zeros(8, 8)))
-        apply.apply_motion_module(tiny, _motion(), beta_schedule="sd", node_id="6",
+        apply.apply_motion_module(small_model, _motion(), beta_schedule="sd", node_id="6",
                                   scale_schedule=scale_schedule.MotionScaleSchedule(keyframes=((0, 1.0), (8, 0.0))))
     messages = _warnings(caplog)
     assert len(messages) == 2 and "node 4" in messages[0] and "node 5" in messages[1]

@@ -7,7 +7,7 @@ import random
 
 import pytest
 import torch
-from conftest import pack_module
+from conftest import call_node, pack_module
 
 import nodes
 
@@ -194,8 +194,10 @@ def test_warns_for_keyframes_that_cannot_show():
     ('"0": "a"\n"4:": "b"', "ranges and holds"),
 ])
 def test_clear_errors(text, needle):
-    with pytest.raises(ValueError, match=f"Prompt Travel: .*{needle}"):
-        prompt_travel.parse_schedule(text)
+    """The node names itself; the schedule is read before the CLIP model is used."""
+    with pytest.raises(ValueError, match=f"^Prompt Travel: .*{needle}.*; write") as error:
+        call_node(NODE, clip=None, schedule=text, frames=16)
+    assert error.value.input == "schedule"
 
 
 def test_registered_from_its_own_module():

@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
+import clip_helpers
 from conftest import BASE_DIR, call_node, pack_module
 from PIL import Image
 
@@ -35,16 +36,12 @@ def write_clip(path: Path, frames: int = 9, fps: int = 8, size: tuple[int, int] 
     """Frames that differ in place and colour, so a frame out of order or a wrong chunk shows."""
     width, height = size
     y, x = np.mgrid[0:height, 0:width]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "10"}
-        for i in range(frames):
-            img = np.stack([x * 5 % 256, y * 6 % 256, np.full_like(x, 30 * i % 256)], -1)
-            img[(x - 6 - 4 * i) ** 2 + (y - height // 2) ** 2 < 36] = 250
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    images = []
+    for i in range(frames):
+        img = np.stack([x * 5 % 256, y * 6 % 256, np.full_like(x, 30 * i % 256)], -1)
+        img[(x - 6 - 4 * i) ** 2 + (y - height // 2) ** 2 < 36] = 250
+        images.append(img)
+    return clip_helpers.write_clip(path, images, fps, options={"crf": "10"})
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import av
 import numpy as np
 import pytest
 import torch
+import clip_helpers
 from conftest import BASE_DIR, call_node, pack_module
 from PIL import Image
 
@@ -37,15 +38,8 @@ OPTIONS = dict(frame_load_cap=0, skip_first_frames=0, select_every_nth=1, force_
 
 
 def write_clip(path: Path, grey: int = SECRET_GREY, frames: int = 3, fmt: str | None = None) -> Path:
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width = stream.height = 32
-        stream.pix_fmt = "yuv420p"
-        for _ in range(frames):
-            pixels = np.full((32, 32, 3), grey, np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    return clip_helpers.write_clip(path, [np.full((32, 32, 3), grey, np.uint8)] * frames, container_format=fmt,
+                                   h264=True)
 
 
 def plain_pyav_levels(path: Path, **options) -> list[float]:
