@@ -19,6 +19,7 @@ import folder_paths
 import safetensors.torch
 import torch
 
+from . import device_clone
 from .formats import MotionFormat, MotionFormatError, canonical_state_dict
 from .model import MotionModel
 
@@ -132,6 +133,7 @@ def build_motion_module(sd: dict[str, torch.Tensor], name: str, dtype: torch.dty
         load_device=comfy.model_management.get_torch_device(),
         offload_device=comfy.model_management.unet_offload_device(),
     )
+    device_clone.register(patcher)
     return MotionModule(patcher=patcher, format=fmt, name=name)
 
 
