@@ -27,6 +27,7 @@ import comfy.multigpu  # noqa: E402
 loader = pack_module("motion.loader")
 apply = pack_module("motion.apply")
 inject = pack_module("motion.inject")
+scale_schedule = pack_module("motion.scale_schedule")
 ContextOptions = pack_module("sampling.context_options").ContextOptions
 
 SECOND = torch.device("cpu", 0)
@@ -182,9 +183,10 @@ def test_split_before_apply_motion_module_also_clones_the_motion_module(motion, 
 def test_windows_spread_over_devices_give_the_frames_of_one_device(motion, two_cpus, cfg):
     """12 frames in windows of 8 (two windows per step), spread over the two devices, each window through its
     device's own motion layers: the same bits as one device, at cfg 1 (one cond per window, which core's own split
-    cannot spread) as well."""
-    one = sample(patched(motion, ContextOptions(context_length=8, context_overlap=4)), 12, cfg=cfg)
-    model = split(patched(motion, ContextOptions(context_length=8, context_overlap=4, spread_over_gpus=True)))
+    cannot spread) as well; per-block motion scales apply to each clone's layers as to the original's."""
+    blocks = scale_schedule.MotionScaleSchedule(down=0.0, up=2.0)  # per-block scales must follow the clone's layers
+    one = sample(patched(motion, ContextOptions(context_length=8, context_overlap=4), blocks), 12, cfg=cfg)
+    model = split(patched(motion, ContextOptions(context_length=8, context_overlap=4, spread_over_gpus=True), blocks))
     counts = [count_calls(m) for m in device_motion_models(model)]
     assert torch.equal(sample(model, 12, cfg=cfg), one)
     assert all(c[0] > 0 for c in counts)
