@@ -122,6 +122,8 @@ class DeviceModules:
         names = {id(module): name for name, module in motion.named_modules()}
         self.points = [(point, names[id(point.module)]) for point in points]
         self._originals: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # What each patcher injected, so eject takes out exactly those layers.
+        self.injected: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def resolved(self, patcher) -> list[tuple[InsertionPoint, VanillaTemporalModule]]:
         """Each insertion point with the layer of `patcher`'s own motion module that goes there."""
@@ -165,13 +167,14 @@ def block_names(points: list[InsertionPoint]) -> dict[int, str]:
 def _injection(modules: DeviceModules) -> comfy.patcher_extension.PatcherInjection:
     def inject(patcher):
         unet = patcher.model.diffusion_model
-        for point, module in modules.resolved(patcher):
+        layers = modules.injected[patcher] = modules.resolved(patcher)
+        for point, module in layers:
             container = _container(unet, point)
             container.insert(_insert_index(container, point.anchor), module)
 
     def eject(patcher):
         unet = patcher.model.diffusion_model
-        for point, module in modules.resolved(patcher):
+        for point, module in modules.injected.pop(patcher, None) or modules.resolved(patcher):
             container = _container(unet, point)
             for j, layer in enumerate(container):
                 if layer is module:
