@@ -25,7 +25,6 @@ import json
 import logging
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -44,12 +43,6 @@ def devices() -> list[torch.device]:
     return mm.get_all_torch_devices()
 
 
-def sync_all() -> None:
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            torch.cuda.synchronize(i)
-
-
 def reset_peaks() -> None:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -62,35 +55,14 @@ def peaks_gib() -> list[float]:
     return [torch.cuda.max_memory_allocated(i) / bench.GIB for i in range(torch.cuda.device_count())]
 
 
-def sample(model, frames: int, size: int, steps: int, cfg: float, cond, seed: int = 0):
-    """Per-step wall times (every GPU synchronised) and the output latent."""
-    import comfy.sample
-
-    positive, negative = cond
-    latent = torch.zeros(frames, 4, size // 8, size // 8)
-    noise = comfy.sample.prepare_noise(latent, seed)
-    stamps = []
-
-    def on_step(step, x0, x, total):
-        sync_all()
-        stamps.append(time.perf_counter())
-
-    sync_all()
-    stamps.append(time.perf_counter())
-    out = comfy.sample.sample(model, noise, steps, cfg, "euler", "normal", positive, negative, latent, denoise=1.0,
-                              seed=seed, callback=on_step, disable_pbar=True)
-    sync_all()
-    return [b - a for a, b in zip(stamps, stamps[1:])], out
-
-
 def measure(case: str, model, frames: int, size: int, steps: int, cfg: float, cond) -> dict:
     import comfy.model_management as mm
 
     mm.unload_all_models()
     mm.soft_empty_cache()
-    sample(model, frames, size, 1, cfg, cond)  # warm-up: loads every device's clone, measures the speeds
+    bench.sample_steps(model, frames, size, 1, cond, cfg=cfg)  # warm-up: loads every device's clone, times them
     reset_peaks()
-    times, out = sample(model, frames, size, steps, cfg, cond)
+    times, _, out = bench.sample_steps(model, frames, size, steps, cond, cfg=cfg)
     timed = times[1:] if len(times) > 2 else times
     row = {"case": case, "frames": frames, "size": size, "cfg": cfg, "s_per_step": statistics.median(timed),
            "peak_gib": peaks_gib(), "finite": bool(torch.isfinite(out).all())}

@@ -11,7 +11,6 @@ device runs everything the bits are those of one GPU.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Callable
 
@@ -19,8 +18,6 @@ import comfy.model_management
 import torch
 
 from . import window_spread
-
-log = logging.getLogger(__name__)
 
 # Host keys that make a model call go through core's cond/uncond split; a device's own calls run without them.
 _MULTIGPU_KEYS = ("multigpu_clones", "multigpu_thread_pool", "multigpu_options")

@@ -22,8 +22,6 @@ import comfy.model_patcher
 if not hasattr(comfy.model_patcher.ModelPatcher, "deepclone_multigpu"):
     pytest.skip("this host has no multigpu cloning (ComfyUI 0.33.0 added it)", allow_module_level=True)
 
-import comfy.multigpu  # noqa: E402
-
 loader = pack_module("motion.loader")
 apply = pack_module("motion.apply")
 inject = pack_module("motion.inject")
