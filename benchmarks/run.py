@@ -92,8 +92,10 @@ def cuda() -> bool:
 
 
 def sync() -> None:
+    """Wait for every GPU (a multi-GPU sampling's other devices too)."""
     if cuda():
-        torch.cuda.synchronize()
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.synchronize(i)
 
 
 def reset_peak() -> None:
@@ -151,7 +153,7 @@ def conditioning(batch_ctx: int, dim: int, device, pooled: int | None = None, se
     return [[torch.randn(1, batch_ctx, dim, generator=gen, device=device, dtype=torch.float16), extra]]
 
 
-def sample_steps(model, frames: int, size: int, steps: int, cond, seed: int = 0):
+def sample_steps(model, frames: int, size: int, steps: int, cond, seed: int = 0, cfg: float = 7.5):
     """One euler sampling run: per-step wall times (synchronised), the whole call's wall time, the output latent."""
     import comfy.sample
 
@@ -166,7 +168,7 @@ def sample_steps(model, frames: int, size: int, steps: int, cond, seed: int = 0)
 
     sync()
     stamps.append(time.perf_counter())
-    out = comfy.sample.sample(model, noise, steps, 7.5, "euler", "normal", positive, negative, latent,
+    out = comfy.sample.sample(model, noise, steps, cfg, "euler", "normal", positive, negative, latent,
                               denoise=1.0, seed=seed, callback=on_step, disable_pbar=True)
     sync()
     return [b - a for a, b in zip(stamps, stamps[1:])], time.perf_counter() - stamps[0], out

@@ -73,10 +73,11 @@ def storage_dtype() -> torch.dtype:
     return comfy.model_management.unet_dtype(supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
 
 
-def patcher_for(model: torch.nn.Module):
-    """A ModelPatcher for a model of ours, on the devices ComfyUI uses for UNets."""
-    return comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
-                                            offload_device=comfy.model_management.unet_offload_device())
+def patcher_for(model: torch.nn.Module, load_device: torch.device | None = None,
+                offload_device: torch.device | None = None):
+    """A ModelPatcher for a model of ours, by default on the devices ComfyUI uses for UNets."""
+    return comfy.model_patcher.ModelPatcher(model, load_device=load_device or comfy.model_management.get_torch_device(),
+                                            offload_device=offload_device or comfy.model_management.unet_offload_device())
 
 
 def lora_patches(pairs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:

@@ -37,6 +37,11 @@ ContextHandlerABC = comfy.context_windows.ContextHandlerABC
 """The host's contract for sliding context windows: its calc_cond_batch hands every evaluation to
 `model_options[CONTEXT_HANDLER]` when that says `should_use_context`."""
 CONTEXT_HANDLER = "context_handler"
+# model_options keys of core's multigpu sampling (MultiGPU CFG Split, ComfyUI 0.23+): device -> that device's clone,
+# the worker pool of the extra devices, and per-device options (relative_speed).
+MULTIGPU_CLONES = "multigpu_clones"
+MULTIGPU_THREAD_POOL = "multigpu_thread_pool"
+MULTIGPU_OPTIONS = "multigpu_options"
 
 
 def free_memory(device: torch.device) -> int:

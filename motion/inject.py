@@ -10,6 +10,7 @@ split the batch into videos. Composing this with beta schedules, v1 GroupNorm an
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -106,8 +107,40 @@ def _container(unet, point: InsertionPoint):
     return unet.middle_block if point.block is None else getattr(unet, point.blocks)[point.block]
 
 
-def _motion_layer_handler(scales: Callable, watch, fast: fast_path.FastPath, layer: VanillaTemporalModule, x,
-                          emb, context, transformer_options, *args):
+class DeviceModules:
+    """Which motion module object each patcher of one patched model injects, by the module's name in the motion model.
+
+    Core's multigpu clone (ModelPatcher.deepclone_multigpu) gives each device's UNet clone its own deep clone of the
+    motion module as an additional model, so the injection must look the layers up in the patcher it injects into,
+    never in the model it was made for: that would put device 0's layers into every device's UNet. Per-layer
+    settings (which UNet block a layer sits in, for motion scales) stay keyed by the original layers; `original`
+    maps a clone's layer back to it.
+    """
+
+    def __init__(self, motion: torch.nn.Module, points: list[InsertionPoint]):
+        names = {id(module): name for name, module in motion.named_modules()}
+        self.points = [(point, names[id(point.module)]) for point in points]
+        self._originals: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # What each patcher injected, so eject takes out exactly those layers.
+        self.injected: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def resolved(self, patcher) -> list[tuple[InsertionPoint, VanillaTemporalModule]]:
+        """Each insertion point with the layer of `patcher`'s own motion module that goes there."""
+        motion = patcher.get_additional_models_with_key(KEY)[0].model
+        result = []
+        for point, name in self.points:
+            layer = motion.get_submodule(name)
+            if layer is not point.module:
+                self._originals[layer] = point.module
+            result.append((point, layer))
+        return result
+
+    def original(self, layer: VanillaTemporalModule) -> VanillaTemporalModule:
+        return self._originals.get(layer, layer)
+
+
+def _motion_layer_handler(scales: Callable, watch, fast: fast_path.FastPath, modules: DeviceModules,
+                          layer: VanillaTemporalModule, x, emb, context, transformer_options, *args):
     frames = frames_per_video(x.shape[0], transformer_options)
     if watch is not None:
         watch.saw(frames)
@@ -116,7 +149,7 @@ def _motion_layer_handler(scales: Callable, watch, fast: fast_path.FastPath, lay
             f"{frames} frames exceed the motion module's positional encoding of {layer.pe_length} frames",
             f"connect context options with context_length ≤ {layer.pe_length} to the context_options input to sample "
             "longer videos in windows.", input="context_options")
-    scale = scales(layer, x, frames, transformer_options)
+    scale = scales(modules.original(layer), x, frames, transformer_options)
     if fast.use(x, frames):
         return fast.forward(layer, x, frames, scale)
     return layer(x, frames, scale)
@@ -130,19 +163,20 @@ def block_names(points: list[InsertionPoint]) -> dict[int, str]:
     return {id(point.module): _BLOCK_NAMES[point.blocks] for point in points}
 
 
-def _injection(points: list[InsertionPoint]):
+def _injection(modules: DeviceModules):
     def inject(patcher):
         unet = patcher.model.diffusion_model
-        for point in points:
+        layers = modules.injected[patcher] = modules.resolved(patcher)
+        for point, module in layers:
             container = _container(unet, point)
-            container.insert(_insert_index(container, point.anchor), point.module)
+            container.insert(_insert_index(container, point.anchor), module)
 
     def eject(patcher):
         unet = patcher.model.diffusion_model
-        for point in points:
+        for point, module in modules.injected.pop(patcher, None) or modules.resolved(patcher):
             container = _container(unet, point)
             for j, layer in enumerate(container):
-                if layer is point.module:
+                if layer is module:
                     del container[j]
                     break
 
@@ -163,10 +197,11 @@ def inject(model_patcher, motion_patcher, points: list[InsertionPoint], motion_s
     """
     scales = motion_scale if callable(motion_scale) else LayerScales(float(motion_scale), None, {})
     fast = fast if fast is not None else fast_path.FastPath("auto")
+    modules = DeviceModules(motion_patcher.model, points)
     model_patcher.set_additional_models(KEY, [motion_patcher])
-    model_patcher.set_injections(KEY, [_injection(points)])
+    model_patcher.set_injections(KEY, [_injection(modules)])
     model_patcher.set_model_forward_timestep_embed_patch(
-        (VanillaTemporalModule, functools.partial(_motion_layer_handler, scales, watch, fast)))
+        (VanillaTemporalModule, functools.partial(_motion_layer_handler, scales, watch, fast, modules)))
     wrappers.add(model_patcher, wrappers.OUTER_SAMPLE, KEY, compile_worker.while_sampling)
 
 

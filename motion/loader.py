@@ -17,6 +17,7 @@ import safetensors.torch
 import torch
 
 from ..host import folders, models
+from . import device_clone
 from .errors import MotionFormatError
 from .formats import MotionFormat, canonical_state_dict
 from .model import MotionModel
@@ -121,7 +122,9 @@ def build_motion_module(sd: dict[str, torch.Tensor], name: str, dtype: torch.dty
             f"{name} ({fmt.name}) is incomplete or damaged: missing {missing[:3]}, unexpected {unexpected[:3]}",
             "download it again or pick another file.", input="model_name")
     model.eval().requires_grad_(False)
-    return MotionModule(patcher=models.patcher_for(model), format=fmt, name=name)
+    patcher = models.patcher_for(model)
+    device_clone.register(patcher)
+    return MotionModule(patcher=patcher, format=fmt, name=name)
 
 
 def load_motion_module(path: str) -> MotionModule:

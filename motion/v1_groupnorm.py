@@ -7,6 +7,7 @@ the UNet call in progress and the norms read it; an injection swaps their forwar
 from __future__ import annotations
 
 import functools
+import threading
 
 import torch
 
@@ -18,8 +19,9 @@ from .inject import frames_per_video
 KEY = "animateflow_v1_groupnorm"
 
 
-class _VideoState:
-    """Frames per video of the UNet call in progress."""
+class _VideoState(threading.local):
+    """Frames per video of the UNet call in progress, per thread: core's multigpu sampling runs each device's UNet
+    clone on its own thread at the same time."""
 
     frames: int | None = None
 

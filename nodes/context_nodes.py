@@ -48,6 +48,11 @@ class ContextOptionsNode(io.ComfyNode):
                                      "call. A higher number trades memory for speed (never beyond free memory). "
                                      "Batched calls give the same video up to rounding: kernels round a batch "
                                      "of another size differently."),
+                io.Boolean.Input("spread_over_gpus", default=False, optional=True,
+                                 tooltip="With core's MultiGPU CFG Split on the model: run each step's windows on "
+                                         "all its GPUs, more on the faster ones (measured while sampling), instead "
+                                         "of splitting cond and uncond; also speeds up cfg 1 (Lightning, LCM). "
+                                         "One GPU: no effect."),
             ],
             outputs=[ContextOptionsType.Output(display_name="CONTEXT_OPTIONS")],
         )
@@ -55,11 +60,12 @@ class ContextOptionsNode(io.ComfyNode):
     @classmethod
     def execute(cls, context_length: int, context_stride: int, context_overlap: int, closed_loop: bool,
                 schedule: str, fuse_method: str, freenoise: bool = False,
-                max_batched_windows: int = 1) -> io.NodeOutput:
+                max_batched_windows: int = 1, spread_over_gpus: bool = False) -> io.NodeOutput:
         return io.NodeOutput(ContextOptions(context_length=context_length, context_stride=context_stride,
                                             context_overlap=context_overlap, closed_loop=closed_loop,
                                             schedule=schedule, fuse_method=fuse_method, freenoise=freenoise,
-                                            max_batched_windows=max_batched_windows))
+                                            max_batched_windows=max_batched_windows,
+                                            spread_over_gpus=spread_over_gpus))
 
 
 class SetContextOptions(io.ComfyNode):

@@ -27,7 +27,7 @@ from ..host import execution, wrappers
 from ..host import sampling as host_sampling
 from ..host import transformer_options as keys
 from ..host.sampling import ContextHandlerABC
-from . import context_schedules, freenoise, model_checks
+from . import context_schedules, freenoise, gpu_spread, model_checks
 from .context_conds import ControlHints, resize_cond
 from .context_fuse import FrameWindow, UncoveredFramesError, WindowFuse
 from .context_options import ContextOptions
@@ -49,6 +49,7 @@ class AnimateFlowContextHandler(ContextHandlerABC):
         self.context_overlap = options.resolved_overlap
         self.hints = ControlHints()
         self._completed_steps: int | None = None  # sampler steps done in the run in progress, from its callback
+        self._spread = gpu_spread.GpuSpread()
 
     def should_use_context(self, model, conds, x_in: torch.Tensor, timestep, model_options: dict) -> bool:
         return x_in.size(0) > self.context_length
@@ -104,7 +105,11 @@ class AnimateFlowContextHandler(ContextHandlerABC):
         published = model_options.setdefault(keys.TRANSFORMER_OPTIONS, {})
         saved = {key: published[key] for key in _PUBLISHED if key in published}
         try:
-            for first in range(0, len(windows), per_call):
+            spread = self._spread_over_gpus(calc_cond_batch, conds, x_in, timestep, model_options, windows, per_call,
+                                            frames, step)
+            for window, outputs in zip(windows, spread or []):
+                fuse.add(window, outputs)
+            for first in range(0, len(windows), per_call) if spread is None else ():
                 execution.check_interrupt()
                 group = windows[first:first + per_call]
                 call = FrameWindow.joined(group)
@@ -127,6 +132,24 @@ class AnimateFlowContextHandler(ContextHandlerABC):
             self.hints.restore()
         self._check_finite(result, frames, step)
         return result
+
+    def _spread_over_gpus(self, calc_cond_batch: Callable, conds, x_in: torch.Tensor, timestep, model_options: dict,
+                          windows: list[FrameWindow], per_call: int, frames: int, step: int) -> list | None:
+        """Each window's outputs, the windows run on every GPU of the sampling (gpu_spread.py); None where the option
+        is off, the sampling has one device or one window, or ControlNets keep it on core's cond/uncond split."""
+        targets = gpu_spread.devices(model_options)
+        if not self.options.spread_over_gpus or len(targets) < 2 or len(windows) < 2 or gpu_spread.has_control(conds):
+            return None
+
+        def call(group: list[int], device, device_model, device_options: dict) -> list[torch.Tensor]:
+            members = [windows[i] for i in group]
+            joined = FrameWindow.joined(members)
+            _publish(device_options["transformer_options"], members, joined, frames, step)
+            sub_conds = [self.get_resized_cond(cond, x_in, joined, device) for cond in conds]
+            return calc_cond_batch(device_model, sub_conds, joined.get_tensor(x_in, device),
+                                   joined.get_tensor(timestep, device), device_options)
+
+        return self._spread.run(model_options, [w.context_length for w in windows], per_call, call, x_in.device)
 
     def _settings(self, frames: int) -> str:
         return f"{frames} frames, {self.options.describe()}"

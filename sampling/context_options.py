@@ -24,6 +24,7 @@ class ContextOptions:
     fuse_method: str = "pyramid"
     freenoise: bool = False
     max_batched_windows: int = 1
+    spread_over_gpus: bool = False
 
     def __post_init__(self) -> None:
         if self.context_length < 2:
