@@ -23,11 +23,37 @@ tests/test_bad_inputs.py walks every FLOAT input in /object_info, so a new one l
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import math
+
+from comfy_api.latest import io
 
 CATEGORY = "AnimateDiff"
 NODE_PREFIX = "AnimateFlow_"
 DISPLAY_SUFFIX = " (AnimateFlow)"
+
+
+@functools.cache
+def host_supports(field: str) -> bool:
+    """Whether the running ComfyUI's V3 schema knows an optional field: `search_aliases` on io.Schema (0.1x on)
+    or `advanced` on inputs. The one place that asks, so an older host simply goes without them."""
+    if field == "search_aliases":
+        return field in {f.name for f in dataclasses.fields(io.Schema)}
+    if field == "advanced":
+        return field in inspect.signature(io.Input.__init__).parameters
+    raise ValueError(f"unknown schema field {field!r}")
+
+
+def search_aliases(*names: str) -> dict:
+    """Schema keywords: the names users search for (the leading packs' display names), where the host lists them."""
+    return {"search_aliases": list(names)} if host_supports("search_aliases") else {}
+
+
+def advanced() -> dict:
+    """Input keywords: a rarely used input, folded away in the editor where the host supports it."""
+    return {"advanced": True} if host_supports("advanced") else {}
 
 
 def node_id(name: str) -> str:
