@@ -57,10 +57,41 @@ def _depths(api: dict) -> dict[str, int]:
     return depth
 
 
+def _height(node: dict, spec: dict) -> int:
+    """The classic editor's height for the node: a row per slot, widget value and output, plus the title."""
+    rows = len(spec["output"])
+    for name, entry in _input_specs(spec):
+        linked = isinstance(node["inputs"].get(name), list)
+        if _is_widget(entry):
+            rows += linked + 1 + _has_control(entry)
+        else:
+            rows += 1
+    return 60 + 26 * rows
+
+
+def _grows(spec: dict) -> bool:
+    """A node the editor makes taller once it shows a picture or a video: one with an upload input (its preview
+    appears when the file loads) or an output node (its result appears after a run)."""
+    options = [entry[1] for _, entry in _input_specs(spec) if len(entry) > 1 and isinstance(entry[1], dict)]
+    return bool(spec.get("output_node")) or any(key.endswith("_upload") and value
+                                                 for option in options for key, value in option.items())
+
+
 def api_to_ui(api: dict, object_info: dict) -> dict:
-    """Lay an API-format graph out as a UI-format workflow, columns by dependency depth."""
+    """Lay an API-format graph out as a UI-format workflow, columns by dependency depth. In each column a node that
+    grows with its preview comes last, so that it grows into free space in both of the editor's node renderings
+    instead of over the node below it."""
     depth = _depths(api)
+    placed = sorted(api, key=lambda n: (depth[n], _grows(object_info[api[n]["class_type"]]), int(n)))
     rows: dict[int, int] = {}
+    positions: dict[str, list[int]] = {}
+    for node_id in placed:
+        node = api[node_id]
+        spec = object_info[node["class_type"]]
+        column = depth[node_id]
+        row = rows.get(column, 0)
+        rows[column] = row + _height(node, spec) + 40
+        positions[node_id] = [40 + column * (NODE_WIDTH + COLUMN_GAP), 40 + row]
     nodes, links = [], []
     outgoing: dict[tuple[int, int], list[int]] = {}
     ids = {node_id: int(node_id) for node_id in api}
@@ -101,13 +132,9 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
                 inputs.append({"name": name, "type": entry[0], "link": None})
         outputs = [{"name": out_name, "type": out_type, "links": outgoing.get((ids[node_id], i), []), "slot_index": i}
                    for i, (out_name, out_type) in enumerate(zip(spec["output_name"], spec["output"]))]
-        column = depth[node_id]
-        row = rows.get(column, 0)
-        height = 60 + 26 * (len(inputs) + len(widgets) + len(outputs))
-        rows[column] = row + height + 40
         nodes.append({
-            "id": ids[node_id], "type": node["class_type"], "pos": [40 + column * (NODE_WIDTH + COLUMN_GAP), 40 + row],
-            "size": [NODE_WIDTH, height], "flags": {}, "order": order, "mode": 0,
+            "id": ids[node_id], "type": node["class_type"], "pos": positions[node_id],
+            "size": [NODE_WIDTH, _height(node, spec)], "flags": {}, "order": order, "mode": 0,
             "inputs": inputs, "outputs": outputs,
             "properties": {"Node name for S&R": node["class_type"]},
             "widgets_values": widgets,

@@ -18,6 +18,7 @@ const SETTING = "AnimateFlow.LivePreview.Enabled";
 const RUN_ENDED = ["execution_success", "execution_error", "execution_interrupted"];
 const DISPLAY_WIDTH = 256;
 const MARGIN = 12;
+const BOTTOM_CLEARANCE = 64; // above the canvas info (render time, node counts) the editor draws in that corner
 
 function enabled() {
   const value = app.extensionManager?.setting?.get?.(SETTING) ?? app.ui?.settings?.getSettingValue?.(SETTING);
@@ -77,7 +78,7 @@ class LivePreviewPanel {
     const box = canvas?.getBoundingClientRect?.();
     const left = box && box.width ? box.left : 0;
     const bottom = box && box.height ? window.innerHeight - box.bottom : 0;
-    Object.assign(this.root.style, { left: `${left + MARGIN}px`, bottom: `${bottom + MARGIN}px` });
+    Object.assign(this.root.style, { left: `${left + MARGIN}px`, bottom: `${bottom + BOTTOM_CLEARANCE}px` });
   }
 
   update(detail) {
