@@ -63,8 +63,11 @@ def test_live_preview_animates_during_a_run(editor, server, sd15_file, motion_mo
         frames.add(state["frame"])
         if not shot and state["visible"] and state["step"] >= 2:
             # It looks right: on the canvas (not over the menus or the sidebar), its colours from the theme.
-            panel, canvas = page.evaluate(ELEMENT_BOX, PANEL), page.evaluate(ELEMENT_BOX, "canvas#graph-canvas")
-            assert inside(panel, canvas), (panel, canvas)
+            panel = page.evaluate(ELEMENT_BOX, PANEL)
+            area = page.evaluate(ELEMENT_BOX, ".graph-canvas-panel") or page.evaluate(ELEMENT_BOX, "#graph-canvas")
+            assert inside(panel, area), (panel, area)
+            bar = page.evaluate(ELEMENT_BOX, ".side-tool-bar-container")
+            assert not bar or panel["left"] >= bar["right"], (panel, bar)
             theme = page.evaluate(f"""() => {{ const p = getComputedStyle(document.querySelector('{PANEL}'));
                 const root = getComputedStyle(document.documentElement);
                 const probe = document.createElement('div'); probe.style.background = root.getPropertyValue(

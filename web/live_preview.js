@@ -2,7 +2,7 @@
 //
 // The server (sampling/live_preview.py) sends the `animateflow.live_preview` event with one JPEG sheet of the
 // frames tiled row by row and its layout; this panel cuts the frames out again and cycles through them on a
-// canvas. It floats in the bottom-left corner of the graph canvas (measured from the canvas element, so it
+// canvas. It floats in the bottom-left corner of the graph canvas (measured from the editor's graph panel, so it
 // follows the sidebar, the menus and the bottom panel wherever the editor puts them; the sampler node's own
 // single-image preview stays as ComfyUI draws it), in the colours of the editor's theme, names the node and the
 // step, and goes away when the run ends, when its node is removed, or until the next run when closed. The
@@ -72,10 +72,11 @@ class LivePreviewPanel {
     this.root = root;
   }
 
-  // The bottom-left corner of the graph canvas, inside whatever the editor has around it.
+  // The bottom-left corner of the graph's panel (the canvas area between the editor's sidebars and panels; the
+  // canvas element itself may reach under them), or of the canvas where there is no such panel.
   place() {
-    const canvas = app.canvasEl ?? app.canvas?.canvas;
-    const box = canvas?.getBoundingClientRect?.();
+    const area = document.querySelector(".graph-canvas-panel") ?? app.canvasEl ?? app.canvas?.canvas;
+    const box = area?.getBoundingClientRect?.();
     const left = box && box.width ? box.left : 0;
     const bottom = box && box.height ? window.innerHeight - box.bottom : 0;
     Object.assign(this.root.style, { left: `${left + MARGIN}px`, bottom: `${bottom + BOTTOM_CLEARANCE}px` });
