@@ -19,7 +19,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 EXAMPLES = REPO_ROOT / "example_workflows"
 NODE_WIDTH = 340
-COLUMN_GAP = 60
+COLUMN_GAP = 100  # the editor widens some nodes past their saved width (KSampler to about 420 px)
+CHAR_WIDTH = 9.5  # a widget row's label and value, in the editor's widget font, per character
 
 
 def _input_specs(spec: dict) -> list[tuple[str, list]]:
@@ -69,6 +70,18 @@ def _height(node: dict, spec: dict) -> int:
     return 60 + 26 * rows
 
 
+def _width(node: dict, spec: dict) -> int:
+    """Wide enough for the longest widget row (its name and its value, e.g. a long model file name), which the
+    editor would otherwise widen the node to fit, over the next column."""
+    rows = []
+    for name, entry in _input_specs(spec):
+        options = entry[1] if len(entry) > 1 else {}
+        value = node["inputs"].get(name, options.get("default", ""))
+        if _is_widget(entry) and not isinstance(value, list) and not options.get("multiline"):
+            rows.append(len(name) + len(str(value)))
+    return max([NODE_WIDTH] + [int(CHAR_WIDTH * chars) + 20 for chars in rows])
+
+
 def _grows(spec: dict) -> bool:
     """A node the editor makes taller once it shows a picture or a video: one with an upload input (its preview
     appears when the file loads) or an output node (its result appears after a run)."""
@@ -83,6 +96,10 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
     instead of over the node below it."""
     depth = _depths(api)
     placed = sorted(api, key=lambda n: (depth[n], _grows(object_info[api[n]["class_type"]]), int(n)))
+    widths = {n: _width(api[n], object_info[api[n]["class_type"]]) for n in api}
+    columns = range(max(depth.values(), default=-1) + 1)
+    column_width = {c: max(w for n, w in widths.items() if depth[n] == c) for c in columns}
+    column_x = {c: 40 + sum(column_width[k] + COLUMN_GAP for k in range(c)) for c in columns}
     rows: dict[int, int] = {}
     positions: dict[str, list[int]] = {}
     for node_id in placed:
@@ -91,7 +108,7 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
         column = depth[node_id]
         row = rows.get(column, 0)
         rows[column] = row + _height(node, spec) + 40
-        positions[node_id] = [40 + column * (NODE_WIDTH + COLUMN_GAP), 40 + row]
+        positions[node_id] = [column_x[column], 40 + row]
     nodes, links = [], []
     outgoing: dict[tuple[int, int], list[int]] = {}
     ids = {node_id: int(node_id) for node_id in api}
@@ -134,7 +151,7 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
                    for i, (out_name, out_type) in enumerate(zip(spec["output_name"], spec["output"]))]
         nodes.append({
             "id": ids[node_id], "type": node["class_type"], "pos": positions[node_id],
-            "size": [NODE_WIDTH, _height(node, spec)], "flags": {}, "order": order, "mode": 0,
+            "size": [widths[node_id], _height(node, spec)], "flags": {}, "order": order, "mode": 0,
             "inputs": inputs, "outputs": outputs,
             "properties": {"Node name for S&R": node["class_type"]},
             "widgets_values": widgets,

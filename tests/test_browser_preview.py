@@ -15,6 +15,7 @@ later tests. A frontend without Vue nodes skips the "vue" runs.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import urllib.request
 from pathlib import Path
@@ -58,7 +59,10 @@ def ours(message) -> bool:
     probes, its jobs API, the unreachable internet) is not ours."""
     url = message.location.get("url", "")
     if message.text.startswith("Failed to load resource"):
-        return f"/extensions/{comfy_host.PACK_DIR_NAME}/" in url
+        # The node info panel asks for a translated help page (docs/<node id>/<language>.md) before the page
+        # itself (docs/<node id>.md): that miss is the editor probing, not a broken file of ours.
+        probe = re.search(rf"/extensions/{re.escape(comfy_host.PACK_DIR_NAME)}/docs/[^/?]+/[^/?]+\.md", url)
+        return f"/extensions/{comfy_host.PACK_DIR_NAME}/" in url and not probe
     text = f"{message.text} {url}".lower()
     return "animateflow" in text or comfy_host.PACK_DIR_NAME.lower() in text
 
