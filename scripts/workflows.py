@@ -19,8 +19,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 EXAMPLES = REPO_ROOT / "example_workflows"
 NODE_WIDTH = 340
-COLUMN_GAP = 100  # the editor widens some nodes past their saved width (KSampler to about 420 px)
+COLUMN_GAP = 60
 CHAR_WIDTH = 9.5  # a widget row's label and value, in the editor's widget font, per character
+TITLE_CHAR_WIDTH = 7.5  # the title bar's font, per character
 
 
 def _input_specs(spec: dict) -> list[tuple[str, list]]:
@@ -71,15 +72,16 @@ def _height(node: dict, spec: dict) -> int:
 
 
 def _width(node: dict, spec: dict) -> int:
-    """Wide enough for the longest widget row (its name and its value, e.g. a long model file name), which the
-    editor would otherwise widen the node to fit, over the next column."""
+    """Wide enough for the title and the longest widget row (its name and its value, e.g. a long model file name),
+    which the editor would otherwise widen the node to fit, over the next column."""
+    title = node.get("_meta", {}).get("title") or spec.get("display_name") or ""
     rows = []
     for name, entry in _input_specs(spec):
         options = entry[1] if len(entry) > 1 else {}
         value = node["inputs"].get(name, options.get("default", ""))
         if _is_widget(entry) and not isinstance(value, list) and not options.get("multiline"):
             rows.append(len(name) + len(str(value)))
-    return max([NODE_WIDTH] + [int(CHAR_WIDTH * chars) + 20 for chars in rows])
+    return max([NODE_WIDTH, int(TITLE_CHAR_WIDTH * len(title)) + 20] + [int(CHAR_WIDTH * chars) + 20 for chars in rows])
 
 
 def _grows(spec: dict) -> bool:
