@@ -15,8 +15,8 @@ class ContextOptionsNode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("ContextOptions"),
-            **search_aliases("AnimateDiff context", "Context Options Standard Uniform", "Context Options Looped Uniform",
-                             "Context Options Standard Static", "sliding window"),
+            **search_aliases("AnimateDiff context", "Context Options Standard Uniform",
+                             "Context Options Looped Uniform", "Context Options Standard Static", "sliding window"),
             display_name=display_name("Context Options"),
             category=CATEGORY,
             description="Sample any number of frames in windows the motion module can handle; overlapping windows "
