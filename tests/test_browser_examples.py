@@ -61,15 +61,23 @@ def fit_view(page) -> None:
 
 
 def thumbnail(page, name: str) -> None:
+    """The graph as the template browser shows it: the graph panel only (no sidebar, no minimap), at its aspect."""
     from PIL import Image
 
-    canvas = page.evaluate("() => { const r = app.canvas.canvas.getBoundingClientRect();"
-                           " return {x: r.left, y: r.top, width: r.width, height: r.height}; }")
-    height = canvas["width"] * THUMBNAIL_SIZE[1] / THUMBNAIL_SIZE[0]
-    clip = {**canvas, "y": canvas["y"] + max(0.0, (canvas["height"] - height) / 2), "height": min(height,
-                                                                                                 canvas["height"])}
-    shot = Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")
-    shot.resize(THUMBNAIL_SIZE, Image.LANCZOS).save(EXAMPLES / f"{name}.jpg", quality=85)
+    page.evaluate("async () => { await app.extensionManager.setting.set('Comfy.Minimap.Visible', false); }")
+    try:
+        page.wait_for_timeout(300)
+        area = page.evaluate("""() => { const r = (document.querySelector('.graph-canvas-panel')
+                                                   ?? app.canvas.canvas).getBoundingClientRect();
+                                        return {x: r.left, y: r.top, width: r.width, height: r.height}; }""")
+        height = min(area["height"], area["width"] * THUMBNAIL_SIZE[1] / THUMBNAIL_SIZE[0])
+        width = height * THUMBNAIL_SIZE[0] / THUMBNAIL_SIZE[1]
+        clip = {"x": area["x"] + (area["width"] - width) / 2, "y": area["y"] + (area["height"] - height) / 2,
+                "width": width, "height": height}
+        shot = Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB")
+        shot.resize(THUMBNAIL_SIZE, Image.LANCZOS).save(EXAMPLES / f"{name}.jpg", quality=85)
+    finally:
+        page.evaluate("async () => { await app.extensionManager.setting.set('Comfy.Minimap.Visible', true); }")
 
 
 @pytest.mark.parametrize("api_path", API_FILES, ids=lambda p: p.stem)
