@@ -31,11 +31,22 @@ import functools
 import math
 
 from ..errors import InputError
+from ..host import schema
 from ..sampling import model_checks
 
 CATEGORY = "AnimateDiff"
 NODE_PREFIX = "AnimateFlow_"
 DISPLAY_SUFFIX = " (AnimateFlow)"
+
+
+def search_aliases(*names: str) -> dict:
+    """Schema keywords: the names users search for (the leading packs' display names), where the host lists them."""
+    return {"search_aliases": list(names)} if schema.supports("search_aliases") else {}
+
+
+def advanced() -> dict:
+    """Input keywords: a rarely used input, folded away in the editor where the host supports it."""
+    return {"advanced": True} if schema.supports("advanced") else {}
 
 
 def node_id(name: str) -> str:

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..sampling.context_handler import attach_context_options
 from ..sampling.context_options import FUSE_METHODS, SCHEDULES, ContextOptions, require_context_options
-from .common import CATEGORY, display_name, node_id, owns_sampling
+from .common import CATEGORY, advanced, display_name, node_id, owns_sampling, search_aliases
 from .types import ContextOptionsType
 
 
@@ -15,6 +15,8 @@ class ContextOptionsNode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("ContextOptions"),
+            **search_aliases("AnimateDiff context", "Context Options Standard Uniform",
+                             "Context Options Looped Uniform", "Context Options Standard Static", "sliding window"),
             display_name=display_name("Context Options"),
             category=CATEGORY,
             description="Sample any number of frames in windows the motion module can handle; overlapping windows "
@@ -24,7 +26,7 @@ class ContextOptionsNode(io.ComfyNode):
                              tooltip="Frames per window. 16 is what most motion modules were trained on."),
                 io.Int.Input("context_stride", default=1, min=1, max=8,
                              tooltip="uniform/looped only: also run windows of every 2nd, 4th, ... frame up to "
-                                     "2^(stride-1), which ties distant frames together."),
+                                     "2^(stride-1), which ties distant frames together.", **advanced()),
                 io.Int.Input("context_overlap", default=4, min=-1, max=127,
                              tooltip="Frames shared by neighbouring windows; more blends seams better but costs "
                                      "more windows. -1 means a quarter of context_length."),
@@ -47,12 +49,12 @@ class ContextOptionsNode(io.ComfyNode):
                                      "memory allows without raising peak memory more than 3% over one window per "
                                      "call. A higher number trades memory for speed (never beyond free memory). "
                                      "Batched calls give the same video up to rounding: kernels round a batch "
-                                     "of another size differently."),
+                                     "of another size differently.", **advanced()),
                 io.Boolean.Input("spread_over_gpus", default=False, optional=True,
                                  tooltip="With core's MultiGPU CFG Split on the model: run each step's windows on "
                                          "all its GPUs, more on the faster ones (measured while sampling), instead "
                                          "of splitting cond and uncond; also speeds up cfg 1 (Lightning, LCM). "
-                                         "One GPU: no effect."),
+                                         "One GPU: no effect.", **advanced()),
             ],
             outputs=[ContextOptionsType.Output(display_name="CONTEXT_OPTIONS")],
         )
@@ -73,6 +75,7 @@ class SetContextOptions(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("SetContextOptions"),
+            **search_aliases("AnimateDiff context", "Use Evolved Sampling", "sliding window"),
             display_name=display_name("Set Context Options"),
             category=CATEGORY,
             description="Sample this model in context windows, with or without a motion module.",

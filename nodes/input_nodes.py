@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..host import execution, folders
 from ..media import core_video, image_sequence, latent_stream, paths, read_errors, video_reader
-from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
+from .common import CATEGORY, display_name, node_id, require_finite, search_aliases, validate_floats
 
 
 def _video_files() -> list[str]:
@@ -128,6 +128,7 @@ class LoadVideo(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("LoadVideo"),
+            **search_aliases("Load Video", "Load Video (Upload)"),
             display_name=display_name("Load Video"),
             category=CATEGORY,
             description="Loads a video (MP4, WEBM, GIF, MOV, MKV) from ComfyUI's input folder as frames, "
@@ -161,6 +162,7 @@ class LoadVideoPath(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("LoadVideoPath"),
+            **search_aliases("Load Video", "Load Video (Path)"),
             display_name=display_name("Load Video (Path)"),
             category=CATEGORY,
             description="Loads a video by path: relative paths are inside ComfyUI's input folder; other folders "
@@ -196,6 +198,7 @@ class LoadImageSequence(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("LoadImageSequence"),
+            **search_aliases("Load Images", "Load Images (Path)", "image sequence"),
             display_name=display_name("Load Image Sequence"),
             category=CATEGORY,
             description="Loads a folder of frames in natural order. A folder with image/ and mask/ subfolders "

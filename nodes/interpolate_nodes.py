@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..host import execution
 from ..media import interpolation
-from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
+from .common import CATEGORY, display_name, node_id, require_finite, search_aliases, validate_floats
 
 NAME = "Interpolate Frames"
 
@@ -16,6 +16,7 @@ class InterpolateFrames(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("InterpolateFrames"),
+            **search_aliases("frame interpolation", "RIFE", "FILM"),
             display_name=display_name(NAME),
             category=CATEGORY,
             description="Multiplies the frame rate of an animation by inserting multiplier−1 frames between each "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..sampling import init_latents
-from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
+from .common import CATEGORY, display_name, node_id, require_finite, search_aliases, validate_floats
 
 SD15_LATENT_SCALE = 0.18215
 """SD1.5's latent scale factor, used when no model is connected (AnimateDiff's main target)."""
@@ -16,6 +16,7 @@ class LatentInitBlend(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("LatentInitBlend"),
+            **search_aliases("img2vid", "init image", "AnimateDiff init"),
             display_name=display_name("Latent Init Blend"),
             category=CATEGORY,
             description=(

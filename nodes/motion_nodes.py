@@ -11,7 +11,8 @@ from ..host import folders
 from ..motion import beta_schedules, loader, lora
 from ..motion.fast_path import MODES as FAST_PATH_MODES
 from . import motion_apply
-from .common import CATEGORY, display_name, node_id, owns_sampling, require_finite, validate_floats
+from .common import (CATEGORY, advanced, display_name, node_id, owns_sampling, require_finite, search_aliases,
+                     validate_floats)
 from .types import ContextOptionsType, MotionModuleType, MotionScaleType, require_motion_module
 
 
@@ -25,6 +26,7 @@ class LoadMotionModule(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("LoadMotionModule"),
+            **search_aliases("AnimateDiff", "Load AnimateDiff Model", "AnimateDiff Loader", "motion model"),
             display_name=display_name("Load Motion Module"),
             category=CATEGORY,
             description="Loads an AnimateDiff motion module (v1, v2, v3, AnimateLCM, SDXL, HotShot-XL) and reports the "
@@ -52,6 +54,7 @@ class ApplyMotionModule(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("ApplyMotionModule"),
+            **search_aliases("AnimateDiff", "Apply AnimateDiff Model", "Use Evolved Sampling", "AnimateDiff Loader"),
             display_name=display_name("Apply Motion Module"),
             category=CATEGORY,
             description="Returns a copy of the model that samples each latent batch as one video, with the motion "
@@ -76,7 +79,8 @@ class ApplyMotionModule(io.ComfyNode):
                                        "with a short-sequence attention (same result within fp16 rounding, faster). "
                                        "Each new size compiles in the background while nothing samples; until then "
                                        "that size runs ComfyUI's attention, so no render waits for it. Elsewhere "
-                                       "ComfyUI's attention. off: always ComfyUI's attention, no compilation."),
+                                       "ComfyUI's attention. off: always ComfyUI's attention, no compilation.",
+                                       **advanced()),
                 MotionScaleType.Input("motion_scale_schedule", optional=True,
                                       tooltip="From Motion Scale Schedule: motion_scale per frame, per UNet block "
                                               "and per region, multiplied with motion_scale."),
@@ -84,7 +88,7 @@ class ApplyMotionModule(io.ComfyNode):
                                tooltip="Multiplies the keys of the motion modules' temporal attention: above 1 each "
                                        "frame attends more sharply to the frames most like it, below 1 it averages "
                                        "over all frames. This is AnimateDiff-Evolved's 'scale' (which it used to "
-                                       "call motion_scale); our motion_scale is its 'effect'."),
+                                       "call motion_scale); our motion_scale is its 'effect'.", **advanced()),
                 io.Boolean.Input("live_preview", default=True, optional=True,
                                  tooltip="While sampling, show all frames of the current step in the editor as a "
                                          "small looping animation (ComfyUI's latent preview method, Latent2RGB when "
@@ -119,6 +123,7 @@ class MotionLoRALoader(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("MotionLoRALoader"),
+            **search_aliases("AnimateDiff LoRA", "Load AnimateDiff LoRA", "motion LoRA"),
             display_name=display_name("Motion LoRA Loader"),
             category=CATEGORY,
             description="Adds a motion LoRA (e.g. v2_lora_PanLeft, or one trained with MotionDirector) to a motion "

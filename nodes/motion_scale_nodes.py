@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..motion import scale_schedule
-from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
+from .common import CATEGORY, display_name, node_id, require_finite, search_aliases, validate_floats
 from .types import MotionScaleType
 
 
@@ -14,6 +14,7 @@ class MotionScaleScheduleNode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("MotionScaleSchedule"),
+            **search_aliases("Multival", "motion scale", "AnimateDiff scale"),
             display_name=display_name("Motion Scale Schedule"),
             category=CATEGORY,
             description="Varies how much motion the motion module adds, over the frames (keyframes or one value "

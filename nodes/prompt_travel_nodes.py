@@ -7,7 +7,7 @@ import logging
 from comfy_api.latest import io, ui
 
 from ..sampling import prompt_travel
-from .common import CATEGORY, display_name, node_id
+from .common import CATEGORY, display_name, node_id, search_aliases
 
 log = logging.getLogger(__name__)
 NAME = "Prompt Travel"
@@ -18,6 +18,7 @@ class PromptTravel(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("PromptTravel"),
+            **search_aliases("prompt schedule", "Batch Prompt Schedule", "AnimateDiff prompt"),
             display_name=display_name(NAME),
             category=CATEGORY,
             description="A prompt per keyframe, slerped between keyframes as the original extension does, as one "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..sampling import freeinit, noise
-from .common import CATEGORY, display_name, node_id, owns_sampling, require_finite, validate_floats
+from .common import (CATEGORY, advanced, display_name, node_id, owns_sampling, require_finite, search_aliases,
+                     validate_floats)
 
 
 class FreeInit(io.ComfyNode):
@@ -13,6 +14,7 @@ class FreeInit(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("FreeInit"),
+            **search_aliases("FreeInit Iteration Options", "AnimateDiff FreeInit"),
             display_name=display_name("FreeInit"),
             category=CATEGORY,
             description="FreeInit (Wu et al. 2023): samples the video several times, each time starting from the "
@@ -29,12 +31,14 @@ class FreeInit(io.ComfyNode):
                                        "(the paper's default), gaussian (for models with more flicker), ideal "
                                        "(a hard cut)."),
                 io.Float.Input("d_s", default=0.25, min=0.0, max=1.0, step=0.01,
-                               tooltip="Spatial cut-off frequency, normalised to 0..1 (Nyquist). Paper: 0.25."),
+                               tooltip="Spatial cut-off frequency, normalised to 0..1 (Nyquist). Paper: 0.25.",
+                               **advanced()),
                 io.Float.Input("d_t", default=0.25, min=0.0, max=1.0, step=0.01,
-                               tooltip="Temporal cut-off frequency, normalised to 0..1 (Nyquist). Paper: 0.25."),
+                               tooltip="Temporal cut-off frequency, normalised to 0..1 (Nyquist). Paper: 0.25.",
+                               **advanced()),
                 io.Int.Input("order", default=4, min=1, max=16,
                              tooltip="Butterworth order n: higher is sharper (towards ideal), lower softer "
-                                     "(towards gaussian). Paper: 4. Ignored by the other filters."),
+                                     "(towards gaussian). Paper: 4. Ignored by the other filters.", **advanced()),
                 io.Boolean.Input("coarse_to_fine", default=False,
                                  tooltip="Fewer steps in early iterations (iteration k of N runs k/N of the steps, "
                                          "the last runs all): faster, sometimes a little worse."),
@@ -63,6 +67,7 @@ class PerFrameNoise(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("PerFrameNoise"),
+            **search_aliases("Sample Settings", "AnimateDiff noise", "Noise Layer"),
             display_name=display_name("Per-Frame Noise"),
             category=CATEGORY,
             description="Gives each frame noise of its own, from (seed, frame number) only, so making a video "

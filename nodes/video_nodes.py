@@ -14,7 +14,7 @@ from ..media import core_video, frames, gif_writer, latent_stream, preview_paylo
 from ..media.read_errors import MediaReadError
 from ..media.video_formats import EXTRA_FORMATS, PRESETS
 from ..media.video_writer import CombineOptions, CombineResult, combine
-from .common import CATEGORY, display_name, node_id, require_finite, validate_floats
+from .common import CATEGORY, advanced, display_name, node_id, require_finite, search_aliases, validate_floats
 
 NAME = "Video Combine"
 VIDEO_OUTPUT_KINDS = ("mp4", "webm", "h265-mp4", "av1-mp4", "prores-4444-mov", "ffv1-mkv")
@@ -25,6 +25,7 @@ class VideoCombine(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id=node_id("VideoCombine"),
+            **search_aliases("Video Combine", "Save Video", "AnimateDiff Combine", "GIF", "MP4"),
             display_name=display_name(NAME),
             category=CATEGORY,
             description="Saves an image batch (or latents, decoded a chunk at a time) as GIF, MP4 (H.264), WEBM "
@@ -55,25 +56,29 @@ class VideoCombine(io.ComfyNode):
                 io.Boolean.Input("reverse", optional=True, default=False,
                                  tooltip="Boomerang: append the frames backwards after the forward run."),
                 io.Boolean.Input("remove_head", optional=True, default=False,
-                                 tooltip="With reverse: drop the first reversed frame (it repeats the last frame)."),
+                                 tooltip="With reverse: drop the first reversed frame (it repeats the last frame).",
+                                 **advanced()),
                 io.Boolean.Input("remove_tail", optional=True, default=False,
                                  tooltip="With reverse: drop the last reversed frame (it repeats the first frame "
-                                         "when the video loops)."),
+                                         "when the video loops).", **advanced()),
                 io.Combo.Input("gif_dither", optional=True, options=list(gif_writer.DITHER), default="floyd_steinberg",
                                tooltip="How GIF colours are reduced to 256 per frame: floyd_steinberg trades "
-                                       "banding for fine noise; none keeps flat areas flat."),
+                                       "banding for fine noise; none keeps flat areas flat.", **advanced()),
                 io.Boolean.Input("gif_optimize", optional=True, default=True,
-                                 tooltip="Let Pillow shrink the GIF's palettes (smaller file, same picture)."),
+                                 tooltip="Let Pillow shrink the GIF's palettes (smaller file, same picture).",
+                                 **advanced()),
                 io.Int.Input("gifsicle_optimize", optional=True, default=0, min=0, max=3,
                              tooltip="Run gifsicle -O1..-O3 on the GIF when gifsicle is installed (0 = off). "
-                                     "Sizes before and after are reported on the node."),
+                                     "Sizes before and after are reported on the node.", **advanced()),
                 io.Int.Input("gifsicle_lossy", optional=True, default=0, min=0, max=200,
-                             tooltip="gifsicle --lossy level (0 = lossless); higher is smaller and noisier."),
+                             tooltip="gifsicle --lossy level (0 = lossless); higher is smaller and noisier.",
+                             **advanced()),
                 io.Int.Input("crf", optional=True, default=19, min=0, max=63,
-                             tooltip="Quality of MP4/WEBM: lower is better and larger (H.264 0-51, VP9 0-63)."),
+                             tooltip="Quality of MP4/WEBM: lower is better and larger (H.264 0-51, VP9 0-63).",
+                             **advanced()),
                 io.Combo.Input("preset", optional=True, options=list(PRESETS), default="medium",
                                tooltip="Encoder speed against file size at the same quality (x264 / x265 presets; "
-                                       "mapped to VP9's cpu-used and SVT-AV1's preset)."),
+                                       "mapped to VP9's cpu-used and SVT-AV1's preset).", **advanced()),
                 io.Combo.Input("extra_format", optional=True, options=list(EXTRA_FORMATS), default="none",
                                tooltip="One more file: H.265 MP4 (smaller than H.264), AV1 MP4 (smallest, slow), "
                                        "ProRes 4444 MOV (editing, keeps alpha), animated WEBP (keeps alpha), "
@@ -81,13 +86,14 @@ class VideoCombine(io.ComfyNode):
                 io.Combo.Input("bit_depth", optional=True, options=["8", "10"], default="8",
                                tooltip="10 bits per channel where the codec allows it (VP9 WEBM, H.265, AV1, "
                                        "FFV1; ProRes is always 10-bit): smoother gradients. H.264 MP4, GIF and "
-                                       "WEBP stay 8-bit; browsers may not play 10-bit H.265."),
+                                       "WEBP stay 8-bit; browsers may not play 10-bit H.265.", **advanced()),
                 io.Int.Input("extra_crf", optional=True, default=-1, min=-1, max=63,
                              tooltip="Quality of the extra format, lower is better: H.265 0-51, AV1 0-63; -1 "
                                      "uses the format's default (H.265 28, AV1 35). ProRes, FFV1 and WEBP "
-                                     "ignore it."),
+                                     "ignore it.", **advanced()),
                 io.Int.Input("webp_quality", optional=True, default=90, min=0, max=100,
-                             tooltip="Quality of the animated WEBP, higher is better; 100 writes it lossless."),
+                             tooltip="Quality of the animated WEBP, higher is better; 100 writes it lossless.",
+                             **advanced()),
                 io.Boolean.Input("preview_only", optional=True, default=False,
                                  tooltip="Write the files to ComfyUI's temp folder (cleared when ComfyUI starts) "
                                          "instead of the output folder: a preview that keeps nothing."),

@@ -20,6 +20,8 @@ sys.path.insert(0, str(REPO_ROOT))
 EXAMPLES = REPO_ROOT / "example_workflows"
 NODE_WIDTH = 340
 COLUMN_GAP = 60
+CHAR_WIDTH = 9.5  # a widget row's label and value, in the editor's widget font, per character
+TITLE_CHAR_WIDTH = 7.5  # the title bar's font, per character
 
 
 def _input_specs(spec: dict) -> list[tuple[str, list]]:
@@ -57,10 +59,58 @@ def _depths(api: dict) -> dict[str, int]:
     return depth
 
 
+def _height(node: dict, spec: dict) -> int:
+    """The classic editor's height for the node: a row per slot, widget value and output, plus the title."""
+    rows = len(spec["output"])
+    for name, entry in _input_specs(spec):
+        linked = isinstance(node["inputs"].get(name), list)
+        if _is_widget(entry):
+            rows += linked + 1 + _has_control(entry)
+        else:
+            rows += 1
+    return 60 + 26 * rows
+
+
+def _width(node: dict, spec: dict) -> int:
+    """Wide enough for the title and the longest widget row (its name and its value, e.g. a long model file name),
+    which the editor would otherwise widen the node to fit, over the next column."""
+    title = node.get("_meta", {}).get("title") or spec.get("display_name") or ""
+    rows = []
+    for name, entry in _input_specs(spec):
+        options = entry[1] if len(entry) > 1 else {}
+        value = node["inputs"].get(name, options.get("default", ""))
+        if _is_widget(entry) and not isinstance(value, list) and not options.get("multiline"):
+            rows.append(len(name) + len(str(value)))
+    return max([NODE_WIDTH, int(TITLE_CHAR_WIDTH * len(title)) + 20] + [int(CHAR_WIDTH * chars) + 20 for chars in rows])
+
+
+def _grows(spec: dict) -> bool:
+    """A node the editor makes taller once it shows a picture or a video: one with an upload input (its preview
+    appears when the file loads) or an output node (its result appears after a run)."""
+    options = [entry[1] for _, entry in _input_specs(spec) if len(entry) > 1 and isinstance(entry[1], dict)]
+    return bool(spec.get("output_node")) or any(key.endswith("_upload") and value
+                                                 for option in options for key, value in option.items())
+
+
 def api_to_ui(api: dict, object_info: dict) -> dict:
-    """Lay an API-format graph out as a UI-format workflow, columns by dependency depth."""
+    """Lay an API-format graph out as a UI-format workflow, columns by dependency depth. In each column a node that
+    grows with its preview comes last, so that it grows into free space in both of the editor's node renderings
+    instead of over the node below it."""
     depth = _depths(api)
+    placed = sorted(api, key=lambda n: (depth[n], _grows(object_info[api[n]["class_type"]]), int(n)))
+    widths = {n: _width(api[n], object_info[api[n]["class_type"]]) for n in api}
+    columns = range(max(depth.values(), default=-1) + 1)
+    column_width = {c: max(w for n, w in widths.items() if depth[n] == c) for c in columns}
+    column_x = {c: 40 + sum(column_width[k] + COLUMN_GAP for k in range(c)) for c in columns}
     rows: dict[int, int] = {}
+    positions: dict[str, list[int]] = {}
+    for node_id in placed:
+        node = api[node_id]
+        spec = object_info[node["class_type"]]
+        column = depth[node_id]
+        row = rows.get(column, 0)
+        rows[column] = row + _height(node, spec) + 40
+        positions[node_id] = [column_x[column], 40 + row]
     nodes, links = [], []
     outgoing: dict[tuple[int, int], list[int]] = {}
     ids = {node_id: int(node_id) for node_id in api}
@@ -101,13 +151,9 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
                 inputs.append({"name": name, "type": entry[0], "link": None})
         outputs = [{"name": out_name, "type": out_type, "links": outgoing.get((ids[node_id], i), []), "slot_index": i}
                    for i, (out_name, out_type) in enumerate(zip(spec["output_name"], spec["output"]))]
-        column = depth[node_id]
-        row = rows.get(column, 0)
-        height = 60 + 26 * (len(inputs) + len(widgets) + len(outputs))
-        rows[column] = row + height + 40
         nodes.append({
-            "id": ids[node_id], "type": node["class_type"], "pos": [40 + column * (NODE_WIDTH + COLUMN_GAP), 40 + row],
-            "size": [NODE_WIDTH, height], "flags": {}, "order": order, "mode": 0,
+            "id": ids[node_id], "type": node["class_type"], "pos": positions[node_id],
+            "size": [widths[node_id], _height(node, spec)], "flags": {}, "order": order, "mode": 0,
             "inputs": inputs, "outputs": outputs,
             "properties": {"Node name for S&R": node["class_type"]},
             "widgets_values": widgets,

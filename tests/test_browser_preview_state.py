@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
-from test_browser_preview import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, NODE, close_dialogs, open_editor,
-                                  require_browser, widget_values)
+from test_browser_preview import (ELEMENT_BOX, NODE, NODE_BOX, editor, editors, inside,  # noqa: F401 (fixtures)
+                                  screenshot, widget_values)
 
 pytestmark = [pytest.mark.host, pytest.mark.browser]
 
@@ -51,38 +50,23 @@ MEDIA = """() => { const e = document.querySelector('.animateflow-preview video,
                    return e ? {tag: e.tagName, src: e.getAttribute('src') || ''} : null; }"""
 
 
-@pytest.fixture
-def page(server):
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-        browser = pw.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
-        try:
-            page = open_editor(browser, server)
-            yield page
-            errors = page.errors
-        finally:
-            browser.close()
-    assert not errors, errors
-
-
 def run_once(page, server, prefix: str) -> dict:
     page.evaluate("async (wf) => { await app.loadGraphData(wf); await app.queuePrompt(0, 1); }",
                   workflow(server.object_info()[NODE], prefix))
     return page.wait_for_function(INFO_STATE, timeout=120_000).json_value()
 
 
-def test_info_text_is_drawn_and_the_preview_returns_on_reopen(page, server):
-    state = run_once(page, server, "vc_state/clip")
+def test_info_text_is_drawn_and_the_preview_returns_on_reopen(editor, server):
+    page = editor
+    state = run_once(page, server, f"vc_state/{page.mode}")
     assert state["lines"][0] == "8 frames, 64x64, 8 fps"
     gifsicle = "gifsicle -O1 --lossy=0: " if shutil.which("gifsicle") else "gifsicle is not installed"
     assert any(line.startswith(gifsicle) for line in state["lines"][1:]), state["lines"]
     assert state["visible"] and state["width"] > 50 and state["height"] >= 2 * 14 and state["below"], state
-    close_dialogs(page)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "video_combine_info.png"))
+    # On the node, and not cut off by it: every line of the info text is inside the node's box.
+    assert inside(page.evaluate(ELEMENT_BOX, ".animateflow-preview .animateflow-info"),
+                  page.evaluate(NODE_BOX, NODE_ID)), "the info text spills out of the node"
+    screenshot(page, "video_combine_info")
 
     saved = page.evaluate("() => JSON.parse(JSON.stringify(app.graph.serialize()))")
     stored = next(n for n in saved["nodes"] if n["id"] == NODE_ID)["properties"]["animateflow_preview"]
@@ -111,8 +95,23 @@ def test_info_text_is_drawn_and_the_preview_returns_on_reopen(page, server):
     assert page.evaluate(MEDIA) is None
 
 
-def test_preview_falls_back_to_what_the_browser_can_play(page, server):
-    run_once(page, server, "vc_fallback/clip")
+def listeners(page, expression: str) -> list[dict]:
+    """The event listeners on the object an expression gives (Chrome DevTools' getEventListeners)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        target = cdp.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True})["result"]
+        return cdp.send("DOMDebugger.getEventListeners", {"objectId": target["objectId"]})["listeners"]
+    finally:
+        cdp.detach()
+
+
+API = "import('/scripts/api.js').then((m) => m.api)"
+
+
+def test_preview_falls_back_to_what_the_browser_can_play(editor, server):
+    page = editor
+    api_listeners = len(listeners(page, API))
+    run_once(page, server, f"vc_fallback/{page.mode}")
     files = page.evaluate(f"() => app.graph.getNodeById({NODE_ID}).properties.animateflow_preview.items")
     gif = next(item for item in files if item["format"] == "image/gif")
     poster = {**gif, "filename": gif["filename"].replace("_.gif", "_00000.png"), "format": "image/png",
@@ -135,3 +134,14 @@ def test_preview_falls_back_to_what_the_browser_can_play(page, server):
     assert show([unplayable, missing, poster, gif], gif["filename"]) == 64
     # Nothing else plays: the poster frame.
     assert show([missing, {**gif, "filename": "missing.gif"}, poster], poster["filename"]) == 64
+
+    # Removing the node lets go of its preview: its element keeps no listener and no source, and no listener is
+    # left behind on the api.
+    page.evaluate("() => { window.animateflowProbe ="
+                  " document.querySelector('.animateflow-preview .animateflow-media > *'); }")
+    assert len(listeners(page, "window.animateflowProbe")) >= 2
+    page.evaluate(f"() => app.graph.remove(app.graph.getNodeById({NODE_ID}))")
+    assert listeners(page, "window.animateflowProbe") == []
+    assert page.evaluate("() => window.animateflowProbe.getAttribute('src')") is None
+    page.evaluate("() => { delete window.animateflowProbe; app.graph.clear(); }")
+    assert len(listeners(page, API)) == api_listeners

@@ -13,6 +13,9 @@
 // The last result's file references and facts are kept in the node's properties: saved with the workflow,
 // never sent in the prompt. On reopening, each file is checked with a HEAD request to /view, and the preview
 // comes back only if one still exists.
+//
+// A removed node lets go of everything: the element's listeners (all added with the node's AbortSignal), the
+// video's download and decoder (src dropped), and a restore still waiting for its HEAD requests does nothing.
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
@@ -83,7 +86,7 @@ function ensureContainer(node) {
     const mediaHeight = aspect ? Math.max(width / aspect, MIN_HEIGHT) : media.childElementCount ? MIN_HEIGHT : 0;
     return { minHeight: mediaHeight + infoHeight, minWidth: 64 };
   };
-  node.animateflowPreview = { container, media, info };
+  node.animateflowPreview = { container, media, info, listeners: new AbortController() };
   return node.animateflowPreview;
 }
 
@@ -117,24 +120,48 @@ function showInfo(node, lines) {
   }));
 }
 
+function unload(media) {
+  for (const element of media.querySelectorAll("video, img")) {
+    element.removeAttribute("src");
+    if (element instanceof HTMLVideoElement) element.load(); // stops the download and frees the decoder
+  }
+  media.replaceChildren();
+}
+
+function release(node) {
+  const preview = node.animateflowPreview;
+  node.animateflowRemoved = true;
+  if (!preview) return;
+  preview.listeners.abort();
+  unload(preview.media);
+  delete node.animateflowPreview;
+}
+
 function showPreview(node, items, info) {
+  if (node.animateflowRemoved) return;
   const { ordered, poster } = candidates(items ?? []);
-  const { media } = ensureContainer(node);
+  const preview = ensureContainer(node);
+  const { media } = preview;
+  preview.listeners.abort(); // the previous result's element and its listeners go
+  preview.listeners = new AbortController();
+  const { signal } = preview.listeners;
+  unload(media);
   showInfo(node, info);
   const stamp = Date.now(); // a rerun may write the same name again: never show a cached older file
   const show = (index) => {
     if (index >= ordered.length) {
-      media.replaceChildren();
+      unload(media);
       fitNode(node);
       return;
     }
     const item = ordered[index];
     const element = createElement(item, poster);
-    element.addEventListener("error", () => show(index + 1));
+    element.addEventListener("error", () => show(index + 1), { signal });
     if (element instanceof HTMLVideoElement) {
-      element.addEventListener("loadedmetadata", () => setAspect(node, element.videoWidth, element.videoHeight));
+      element.addEventListener("loadedmetadata", () => setAspect(node, element.videoWidth, element.videoHeight),
+                               { signal });
     } else {
-      element.addEventListener("load", () => setAspect(node, element.naturalWidth, element.naturalHeight));
+      element.addEventListener("load", () => setAspect(node, element.naturalWidth, element.naturalHeight), { signal });
     }
     element.src = `${viewUrl(item)}&t=${stamp}`;
     media.replaceChildren(element);
@@ -164,6 +191,7 @@ async function restore(node) {
   const stored = node.properties?.[PROPERTY];
   if (!stored?.items?.length) return;
   const found = await Promise.all(stored.items.map(exists));
+  if (node.animateflowRemoved) return;
   const items = stored.items.filter((_, index) => found[index]);
   if (!items.some((item) => !isPoster(item))) {
     delete node.properties[PROPERTY];
@@ -186,6 +214,11 @@ app.registerExtension({
       this.properties = this.properties ?? {};
       this.properties[PROPERTY] = { items, info };
       showPreview(this, items, info);
+    };
+    const onRemoved = nodeType.prototype.onRemoved;
+    nodeType.prototype.onRemoved = function () {
+      release(this);
+      return onRemoved?.apply(this, arguments);
     };
     const onConfigure = nodeType.prototype.onConfigure;
     nodeType.prototype.onConfigure = function () {
