@@ -524,7 +524,7 @@ def main() -> int:
              f"{rounding:.2e}"]
     if reference_eval is not None:
         lines.append("one UNet evaluation (1 euler step to σ=0) vs the float32 reference (same weights, ours eager "
-                     f"in fp32), relative error:")
+                     "in fp32), relative error:")
         for name, model in (("leading pack fp16", leading), ("ours eager fp16", eager), ("ours fast fp16", fast)):
             _, _, out = sample_steps(model, p.frames, p.size, 1, cond)
             error = relative_error(out, reference_eval)
