@@ -23,7 +23,7 @@ if not hasattr(comfy.model_patcher.ModelPatcher, "deepclone_multigpu"):
     pytest.skip("this host has no multigpu cloning (ComfyUI 0.33.0 added it)", allow_module_level=True)
 
 loader = pack_module("motion.loader")
-apply = pack_module("motion.apply")
+apply = pack_module("nodes.motion_apply")
 inject = pack_module("motion.inject")
 scale_schedule = pack_module("motion.scale_schedule")
 ContextOptions = pack_module("sampling.context_options").ContextOptions
