@@ -99,14 +99,15 @@ def _context_rule(old: str, head: tuple[str, ...], fixed: dict[str, Any], fuse_d
                   translate: Callable[[Context], None] = _context) -> Rule:
     return Rule(
         old, "AnimateFlow_ContextOptions",
-        layouts=((*head, "fuse_method", *_CONTEXT_EXTRAS), (*head, "fuse_method", "use_on_equal_length"),
-                 (*head, "fuse_method"), head),
+        layouts=((*head, "fuse_method", *_CONTEXT_EXTRAS), (*head, "fuse_method", *_CONTEXT_EXTRAS, "deprecation_warning"),
+                 (*head, "fuse_method", "use_on_equal_length"), (*head, "fuse_method"), head),
         defaults={**_CONTEXT_DEFAULTS, "fuse_method": fuse_default},
         copy={name: name for name in ("context_length", "context_stride", "context_overlap", "closed_loop",
                                       "fuse_method") if name in head or name == "fuse_method"},
         fixed=fixed,
         links=_CONTEXT_LINKS,
         outputs={0: 0},
+        ui_only=frozenset({"deprecation_warning"}),
         translate=translate,
     )
 
@@ -125,6 +126,7 @@ ADE_RULES: tuple[Rule, ...] = (
                   {"schedule": "looped"}, "flat"),
     Rule("ADE_AnimateDiffLoaderWithContext", "AnimateFlow_AnimateDiffLoader",
          layouts=(("model_name", "beta_schedule", "motion_scale", "apply_v2_models_properly"),
+                  ("model_name", "beta_schedule", "motion_scale", "apply_v2_models_properly", "deprecation_warning"),
                   ("model_name", "beta_schedule", "motion_scale"),
                   ("model_name", "beta_schedule")),
          defaults={"model_name": "", "beta_schedule": "autoselect", "motion_scale": 1.0,
@@ -188,10 +190,12 @@ ADE_RULES: tuple[Rule, ...] = (
          links={"mask_optional": "mask_optional"},
          outputs={0: 0}),
     Rule("ADE_AnimateDiffSamplingSettings", "AnimateFlow_SampleSettings",
+         # Frontends before forceInput became a plain socket saved seed_override's (unused) widget value too.
          layouts=(("batch_offset", "noise_type", "seed_gen", "seed_offset", "adapt_denoise_steps"),
+                  ("batch_offset", "noise_type", "seed_gen", "seed_offset", "seed_override", "adapt_denoise_steps"),
                   ("batch_offset", "noise_type", "seed_gen", "seed_offset")),
          defaults={"batch_offset": 0, "noise_type": "default", "seed_gen": "comfy", "seed_offset": 0,
-                   "adapt_denoise_steps": False},
+                   "seed_override": 0, "adapt_denoise_steps": False},
          copy={n: n for n in ("batch_offset", "noise_type", "seed_gen", "seed_offset", "adapt_denoise_steps")},
          links={n: None for n in ("noise_layers", "iteration_opts", "seed_override", "custom_cfg", "sigma_schedule",
                                   "image_inject", "ancestral_opts", "noise_calib")},

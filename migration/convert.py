@@ -63,10 +63,8 @@ def _kind(value: Any) -> str:
 
 def _plausible(rule: Rule, name: str, value: Any) -> bool:
     name = rule.aliases.get(name, name)
-    if name in rule.ui_only:
-        return _kind(value) in ("dict", "str", "none")
     if name not in rule.defaults:
-        return True
+        return name not in rule.ui_only or _kind(value) in ("dict", "str", "none")
     expected = _kind(rule.defaults[name])
     return _kind(value) == expected or {expected, _kind(value)} == {"number"}
 
@@ -101,7 +99,7 @@ def read_widgets(rule: Rule, values: Any) -> tuple[dict[str, Any], list[str]]:
 
 def translate(rule: Rule, saved: dict[str, Any], connected: set[str]) -> Context:
     """Their settings (saved over their defaults) → our widget values, link map and notes."""
-    known = set(rule.widget_names()) | set(rule.links) | set(rule.defaults) | rule.ui_only
+    known = set(rule.widget_names()) | set(rule.links) | set(rule.defaults) | rule.ui_only | rule.extra_widgets
     old = dict(rule.defaults)
     unknown = []
     for name, value in saved.items():

@@ -59,6 +59,8 @@ class Rule:
     """Their output slot → ours; None: no equivalent (links from it are reported and removed)."""
     aliases: dict[str, str] = field(default_factory=dict)
     """Input names of older versions → the current name."""
+    extra_widgets: frozenset[str] = frozenset()
+    """Their widgets that only some configurations have (VideoHelperSuite's per-format widgets)."""
     ui_only: frozenset[str] = frozenset()
     """Their widgets that hold editor state (previews, upload buttons), not settings: dropped without a word."""
     translate: Callable[[Context], None] | None = None

@@ -66,6 +66,8 @@ def read_tail(values: dict[str, Any], tail: list[Any]) -> None:
 def translate_format(ctx: Context) -> None:
     old, new = ctx.old, ctx.new
     fmt = str(old.get("format", "image/gif"))
+    for name, default in FORMAT_WIDGETS.get(fmt, ()):
+        old.setdefault(name, default)
     new.update(save_gif=False, save_mp4=False, save_webm=False, save_png=False, extra_format="none")
     switch, crf_widget = _OUTPUT.get(fmt, (None, None))
     if switch is None:
@@ -129,10 +131,12 @@ def combine_rules() -> tuple[Rule, ...]:
              links={"images": "images", "audio": "audio", "vae": "vae", "meta_batch": None,
                     "frame_rate": "fps", "loop_count": "loop_count", "filename_prefix": "filename_prefix"},
              outputs={0: None}, aliases={"save_image": "save_output"},
-             ui_only=frozenset({"videopreview"}), translate=translate_format, tail=read_tail),
+             extra_widgets=frozenset(_ALL_FORMAT_WIDGETS), ui_only=frozenset({"videopreview"}),
+             translate=translate_format, tail=read_tail),
         Rule("ADE_AnimateDiffCombine", "AnimateFlow_VideoCombine",
              layouts=(("frame_rate", "loop_count", "filename_prefix", "format", "pingpong", "save_image"),),
              defaults=defaults, copy=copy, fixed=fixed,
              links={"images": "images"}, outputs={0: None}, aliases={"save_image": "save_output"},
-             ui_only=frozenset({"deprecation_warning", "videopreview"}), translate=translate_format, tail=read_tail),
+             extra_widgets=frozenset(_ALL_FORMAT_WIDGETS), ui_only=frozenset({"deprecation_warning", "videopreview"}),
+             translate=translate_format, tail=read_tail),
     )
