@@ -196,6 +196,7 @@ ADE_RULES: tuple[Rule, ...] = (
                   ("batch_offset", "noise_type", "seed_gen", "seed_offset")),
          defaults={"batch_offset": 0, "noise_type": "default", "seed_gen": "comfy", "seed_offset": 0,
                    "seed_override": 0, "adapt_denoise_steps": False},
+         ui_only=frozenset({"seed_override"}),  # a socket's value: only a link counts
          copy={n: n for n in ("batch_offset", "noise_type", "seed_gen", "seed_offset", "adapt_denoise_steps")},
          links={n: None for n in ("noise_layers", "iteration_opts", "seed_override", "custom_cfg", "sigma_schedule",
                                   "image_inject", "ancestral_opts", "noise_calib")},

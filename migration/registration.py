@@ -38,11 +38,14 @@ def replacement_fields(rule: Rule) -> dict:
 
 
 def host_supports_replacements() -> bool:
+    """The API is there (ComfyUI 0.14+) and so is the server it registers with (not when imported as a library)."""
     try:
         from comfy_api.latest import ComfyAPI, io
+        from server import PromptServer
     except ImportError:
         return False
-    return hasattr(io, "NodeReplace") and hasattr(ComfyAPI, "NodeReplacement")
+    return (hasattr(io, "NodeReplace") and hasattr(ComfyAPI, "NodeReplacement")
+            and getattr(PromptServer, "instance", None) is not None)
 
 
 async def register_replacements() -> int:
@@ -52,8 +55,12 @@ async def register_replacements() -> int:
     from comfy_api.latest import ComfyAPI, io
 
     api = ComfyAPI()
-    for rule in RULES.values():
-        await api.node_replacement.register(io.NodeReplace(**replacement_fields(rule)))
+    try:
+        for rule in RULES.values():
+            await api.node_replacement.register(io.NodeReplace(**replacement_fields(rule)))
+    except Exception:  # the host changed its API: the pack still loads, the editor just offers no Replace
+        log.warning("AnimateFlow: could not register node replacements on this host", exc_info=True)
+        return 0
     log.info("AnimateFlow: offered %d replacements for the leading AnimateDiff pack's and VideoHelperSuite's "
              "nodes", len(RULES))
     return len(RULES)

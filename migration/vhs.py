@@ -42,8 +42,7 @@ _LOAD_VIDEO_COPY = {"force_rate": "force_rate", "custom_width": "custom_width", 
                     "frame_load_cap": "frame_load_cap", "skip_first_frames": "skip_first_frames",
                     "select_every_nth": "select_every_nth"}
 _LOAD_VIDEO_DEFAULTS = {"force_rate": 0, "custom_width": 0, "custom_height": 0, "frame_load_cap": 0,
-                        "skip_first_frames": 0, "select_every_nth": 1, "format": "AnimateDiff",
-                        "force_size": "Disabled"}
+                        "skip_first_frames": 0, "select_every_nth": 1, "format": "AnimateDiff"}
 _LOAD_VIDEO_OPTS = ("force_rate", "custom_width", "custom_height", "frame_load_cap", "skip_first_frames",
                     "select_every_nth")
 _VHS_VIDEO_UI = frozenset({"videopreview", "choose video to upload", "choose file to upload", "upload"})
