@@ -27,13 +27,14 @@ def replacement_fields(rule: Rule) -> dict:
     copied = {m["new_id"] for m in inputs}
     inputs += [{"new_id": ours, "old_id": theirs} for theirs, ours in rule.links.items()
                if ours is not None and ours not in copied]
+    outputs = [{"new_idx": ours, "old_idx": theirs} for theirs, ours in rule.outputs.items() if ours is not None]
+    # The host stores an empty mapping as None ("keep slots as they are"), so say None here too.
     return {
         "new_node_id": rule.target,
         "old_node_id": rule.old,
-        "old_widget_ids": list(rule.layouts[0]),
-        "input_mapping": inputs,
-        "output_mapping": [{"new_idx": ours, "old_idx": theirs} for theirs, ours in rule.outputs.items()
-                           if ours is not None],
+        "old_widget_ids": list(rule.layouts[0]) or None,
+        "input_mapping": inputs or None,
+        "output_mapping": outputs or None,
     }
 
 

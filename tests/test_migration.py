@@ -113,12 +113,12 @@ def test_editor_replacement_agrees_with_the_converter(name):
     target = TARGETS[rule.target]
     for _ in range(10):
         saved = [_other_value(rule.defaults.get(w, "x"), rng) if rng.random() < 0.5 else rule.defaults.get(w, "x")
-                 for w in fields["old_widget_ids"]]
+                 for w in fields["old_widget_ids"] or []]
         editor = dict(target.widgets)
         for entry in fields["input_mapping"]:
             if "set_value" in entry:
                 editor[entry["new_id"]] = entry["set_value"]
-            elif entry["old_id"] in fields["old_widget_ids"]:
+            elif entry["old_id"] in (fields["old_widget_ids"] or []):
                 editor[entry["new_id"]] = saved[fields["old_widget_ids"].index(entry["old_id"])]
         named, _ = read_widgets(rule, saved)
         ctx = translate(rule, named, set())
@@ -133,11 +133,11 @@ def test_replacement_fields_name_real_inputs(name):
     target = TARGETS[rule.target]
     ours = {n for n, _ in target.sockets} | set(target.widget_names())
     theirs = set(rule.widget_names()) | set(rule.links)
-    assert fields["old_widget_ids"] == list(rule.layouts[0])
+    assert fields["old_widget_ids"] == (list(rule.layouts[0]) or None)
     for entry in fields["input_mapping"]:
         assert entry["new_id"] in ours
         assert "set_value" in entry or entry["old_id"] in theirs
-    for entry in fields["output_mapping"]:
+    for entry in fields["output_mapping"] or []:
         assert 0 <= entry["new_idx"] < len(target.outputs)
 
 
