@@ -65,10 +65,7 @@ def _require(value, kind: type, node: str, name: str, source: str):
 def _with_loras(module, loras: MotionLoRAs | None, node: str):
     for name, strength in (loras.entries if loras else ()):
         path = folder_paths.get_full_path_or_raise(loader.LORA_FOLDER, name)
-        fit = lora.fit_lora(module, loader.read_state_dict(path, node), name)
-        if fit.skipped:
-            log.warning("%s: %s", node, fit.describe())
-        module = lora.apply_fit(module, fit, strength)
+        module = lora.apply_motion_lora(module, loader.read_state_dict(path, node), name, strength)
     return module
 
 

@@ -104,26 +104,35 @@ def test_api_file_without_defaults_means_the_defaults(name):
     assert sparse.new == full.new and sparse.notes == full.notes
 
 
+# What the editor's Replace cannot express (it copies and sets values, never translates): VHS's format and its
+# save_output, which our Video Combine spreads over several switches. README says to use the converter for VHS.
+EDITOR_CANNOT = {("VHS_VideoCombine", w) for w in ("save_gif", "save_mp4", "save_webm", "save_png", "extra_format",
+                                                  "preview_only", "crf", "extra_crf", "bit_depth", "webp_quality")}
+EDITOR_CANNOT |= {("ADE_AnimateDiffCombine", w) for _, w in EDITOR_CANNOT}
+
+
 @pytest.mark.parametrize("name", sorted(RULES))
 def test_editor_replacement_agrees_with_the_converter(name):
-    """Simulate the editor's Replace (copy by old_widget_ids position, set values) on the newest saved shape; where
-    it differs from the converter, the converter's report says why."""
+    """Simulate the editor's Replace (copy by old_widget_ids position, set values) on the newest saved shape: it
+    gives the converter's values, except where the converter's report says why, or where the editor cannot."""
     rule, rng = RULES[name], random.Random(f"editor-{name}")
     fields = replacement_fields(rule)
     target = TARGETS[rule.target]
-    for _ in range(10):
+    widget_ids = fields["old_widget_ids"] or []
+    for _ in range(20):
         saved = [_other_value(rule.defaults.get(w, "x"), rng) if rng.random() < 0.5 else rule.defaults.get(w, "x")
-                 for w in fields["old_widget_ids"] or []]
+                 for w in widget_ids]
         editor = dict(target.widgets)
-        for entry in fields["input_mapping"]:
+        for entry in fields["input_mapping"] or []:
             if "set_value" in entry:
                 editor[entry["new_id"]] = entry["set_value"]
-            elif entry["old_id"] in (fields["old_widget_ids"] or []):
-                editor[entry["new_id"]] = saved[fields["old_widget_ids"].index(entry["old_id"])]
+            elif entry["old_id"] in widget_ids:
+                editor[entry["new_id"]] = saved[widget_ids.index(entry["old_id"])]
         named, _ = read_widgets(rule, saved)
         ctx = translate(rule, named, set())
         for ours, value in ctx.new.items():
-            assert editor.get(ours) == value or ctx.notes or rule.translate is not None, (name, ours)
+            if (name, ours) not in EDITOR_CANNOT:
+                assert editor.get(ours) == value or ctx.notes, (name, ours, editor.get(ours), value)
 
 
 @pytest.mark.parametrize("name", sorted(RULES))
