@@ -179,7 +179,17 @@ class _Links:
                     inp["link"] = None
 
 
-def _convert_ui_node(node: dict, rule: Rule, links: _Links, report: NodeReport) -> list:
+def _rename_primitive_widget(links: _Links, nodes: dict, link_id, name: str) -> None:
+    """A Primitive node driving a widget names it on its output; keep that name in step with ours."""
+    link = links.by_id.get(link_id)
+    origin = nodes.get(links.get(link, "origin_id")) if link is not None else None
+    outputs = (origin or {}).get("outputs") or []
+    slot = links.get(link, "origin_slot") if link is not None else None
+    if isinstance(slot, int) and slot < len(outputs) and isinstance(outputs[slot].get("widget"), dict):
+        outputs[slot]["widget"]["name"] = name
+
+
+def _convert_ui_node(node: dict, rule: Rule, links: _Links, nodes: dict, report: NodeReport) -> list:
     """Rewrite one node in place; returns the ids of links that no longer have an end."""
     target = TARGETS[rule.target]
     saved, notes = read_widgets(rule, node.get("widgets_values"))
@@ -197,6 +207,7 @@ def _convert_ui_node(node: dict, rule: Rule, links: _Links, report: NodeReport) 
             inputs.append({"name": ours, "type": _widget_type(ctx.new.get(ours)), "widget": {"name": ours},
                            "link": None})
             slot = len(inputs) - 1
+            _rename_primitive_widget(links, nodes, inp["link"], ours)
         if slot is None:
             dropped.append(inp["link"])
             if not _mentioned(report.notes, name):
@@ -237,7 +248,7 @@ def _convert_graph(graph: dict, report: Report, scope: str) -> None:
         label = f"{scope}{node_id}"
         if kind in RULES:
             entry = NodeReport(label, kind, RULES[kind].target)
-            dropped += _convert_ui_node(node, RULES[kind], links, entry)
+            dropped += _convert_ui_node(node, RULES[kind], links, nodes, entry)
             report.nodes.append(entry)
         elif is_theirs(kind):
             report.nodes.append(NodeReport(label, kind, None))

@@ -198,6 +198,24 @@ def test_published_workflows_convert(path):
                                      for o in n.get("outputs") or [] if n["type"] == "VHS_VideoInfoLoaded")
 
 
+def test_widgets_driven_by_links_keep_them():
+    """VHS's own test: frame_rate comes from Video Info's fps and frame_load_cap from a Primitive node; both now
+    drive our widgets, under our names."""
+    original = json.loads((FIXTURES / "vhs_converted-input.json").read_text(encoding="utf-8"))
+    converted, _ = convert_ui(original)
+    nodes = {n["id"]: n for n in converted["nodes"]}
+    links = {link[0]: link for link in converted["links"]}
+    for kind, name, source in (("AnimateFlow_VideoCombine", "fps", "VHS_VideoInfoLoaded"),
+                               ("AnimateFlow_LoadVideoPath", "frame_load_cap", "PrimitiveNode")):
+        node = next(n for n in converted["nodes"] if n["type"] == kind)
+        slot = next(i for i in node["inputs"] if i["name"] == name)
+        assert slot["widget"] == {"name": name} and slot["link"] in links
+        origin = nodes[links[slot["link"]][1]]
+        assert origin["type"] == source
+        if source == "PrimitiveNode":
+            assert origin["outputs"][links[slot["link"]][2]]["widget"] == {"name": name}
+
+
 def test_vhs_dict_and_list_forms_agree():
     """The same Video Combine saved by a current VHS (dict by name) and an old one (positional list)."""
     dict_form = {"frame_rate": 12, "loop_count": 2, "filename_prefix": "clip", "format": "video/h264-mp4",
