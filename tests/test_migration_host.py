@@ -7,6 +7,7 @@ into this test process as ComfyUI imports a custom node).
 from __future__ import annotations
 
 import asyncio
+import shutil
 import json
 import tarfile
 import urllib.error
@@ -134,6 +135,7 @@ def test_converted_workflow_renders(server, sd15_file, motion_module_file, motio
                                            motion_lora_file))
     converted, report = convert_api(original)
     assert not report.unknown and len(report.converted) == 10
+    shutil.rmtree(base_dir / "output" / "mig", ignore_errors=True)  # files of an earlier run
     entry = server.run(converted)
     assert set(entry["outputs"]) >= {"out1", "out2", "out3"}
     written = {p.name for p in (base_dir / "output" / "mig").iterdir()}
