@@ -19,7 +19,7 @@ import torch
 from conftest import call_node, pack_module
 from PIL import Image
 
-from migration.convert import convert_api, convert_ui
+from migration.convert import convert_api
 from migration.registration import replacement_fields
 from migration.table import RULES
 from migration.targets import TARGETS
