@@ -7,8 +7,9 @@ into this test process as ComfyUI imports a custom node).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import json
+import os
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
@@ -199,8 +200,12 @@ def equality_inputs(sd15, motion_module_file, motion_lora_file, tmp_path_factory
     return {"ckpt": (model, clip, None), "pos": cond, "neg": uncond}, motion_module_file, motion_lora_file
 
 
-@pytest.mark.parametrize("sampler", ["k1", "k2"], ids=["gen1-v2-lora-effect-uniform-pyramid",
-                                                        "gen2-v3-effect-static-flat"])
+@pytest.mark.parametrize("sampler", [
+    pytest.param("k1", id="gen1-v2-lora-effect-uniform-pyramid"),
+    pytest.param("k2", id="gen2-v3-effect-static-flat", marks=pytest.mark.skipif(
+        not os.environ.get("ANIMATEFLOW_SLOW"),
+        reason="about 10 GB resident and minutes on 2 cores, past CI's budget: run with ANIMATEFLOW_SLOW=1")),
+])
 def test_converted_workflow_samples_what_the_original_samples(equality_inputs, sampler, sd15_file):
     """Same random weights, same seed, 1 step, 64 px, 10 frames in 8-frame windows: the converted workflow's
     latents equal the leading pack's original within float32 rounding (the two motion modules add in another
