@@ -13,6 +13,8 @@ import comfy.ldm.modules.diffusionmodules.openaimodel as openaimodel
 import comfy.model_management
 import comfy.model_patcher
 import comfy.ops
+import comfy.patcher_extension
+import comfy.utils
 import torch
 
 from .needs import Need
@@ -25,6 +27,11 @@ NEEDS = (
     Need("comfy.model_patcher:ModelPatcher.set_model_forward_timestep_embed_patch", _MOTION),
     Need("comfy.model_patcher:ModelPatcher.add_wrapper_with_key", "every wrapper of ours (noise, windows, preview)"),
     Need("comfy.model_patcher:ModelPatcher.add_object_patch", "beta schedules other than 'sd'"),
+    Need("comfy.model_patcher:ModelPatcher.add_callback_with_key", "beta schedules other than 'sd' (undone when "
+         "the model is swapped out)", params=("call_type", "key", "callback")),
+    Need("comfy.model_patcher:ModelPatcher.remove_callbacks_with_key", "beta schedules other than 'sd'"),
+    Need("comfy.patcher_extension:CallbacksMP.ON_DETACH", "beta schedules other than 'sd' (undone when the model "
+         "is swapped out)"),
     Need("comfy.model_patcher:ModelPatcher.add_patches", "Motion LoRA Loader", params=("patches", "strength_patch")),
     Need("comfy.weight_adapter.lora:LoRAAdapter", "Motion LoRA Loader", params=("loaded_keys", "weights")),
     Need("comfy.model_management:unet_dtype", "Load Motion Module", params=("supported_dtypes",)),
@@ -85,3 +92,28 @@ def lora_patches(pairs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
     from comfy.weight_adapter.lora import LoRAAdapter
 
     return {key: LoRAAdapter(set(), (up, down, None, None, None, None)) for key, (up, down) in pairs.items()}
+
+
+_OBJECT_PATCH_KEY = "animateflow_object_patches"
+
+
+def _restore_object_patches(patcher, unpatch_all: bool) -> None:
+    if unpatch_all:  # the host's unpatch_model already put them back
+        return
+    for key, original in patcher.object_patches_backup.items():
+        comfy.utils.set_attr(patcher.model, key, original)
+    patcher.object_patches_backup.clear()
+
+
+def undo_object_patches_on_detach(model_patcher) -> None:
+    """Put the shared model's objects back whenever this clone is detached, also when the host detaches it without
+    unpatching (`detach(unpatch_all=False)`).
+
+    With dynamic VRAM (ComfyUI 0.12+ on NVIDIA) a clone that gives way to another clone of the same model is only
+    detached, never unpatched, and ModelPatcher restores object patches in unpatch_model alone: our beta schedule
+    (a `model_sampling` object patch) stayed on the shared model, and the next plain render sampled with
+    AnimateDiff's betas. The clone re-applies its patches whenever it loads again.
+    """
+    on_detach = comfy.patcher_extension.CallbacksMP.ON_DETACH
+    model_patcher.remove_callbacks_with_key(on_detach, _OBJECT_PATCH_KEY)
+    model_patcher.add_callback_with_key(on_detach, _OBJECT_PATCH_KEY, _restore_object_patches)

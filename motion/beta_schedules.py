@@ -6,6 +6,7 @@ sampling with the wrong one gives the washed-out "grey" look, so `auto` picks wh
 
 from __future__ import annotations
 
+from ..host import models as host_models
 from ..host import sampling as host_sampling
 from .errors import MotionApplyError
 
@@ -43,3 +44,4 @@ def apply(model_patcher, schedule: str) -> None:
     """Sample the (already cloned) model with `schedule`; "sd" keeps its own. Undone when the clone is unloaded."""
     if schedule != "sd":
         model_patcher.add_object_patch("model_sampling", model_sampling(model_patcher, schedule))
+        host_models.undo_object_patches_on_detach(model_patcher)

@@ -211,17 +211,38 @@ def test_model_sampling_betas_from_register_schedule(small_model):
     assert patched.get_model_object("model_sampling") is sampling
 
 
-def test_lcm_model_sampling_classes(small):
+def test_a_beta_schedule_leaves_the_shared_model_when_its_clone_is_only_detached(small_model):
+    """Dynamic VRAM swaps clones of one model with `detach(unpatch_all=False)` (model_management.load_models_gpu),
+    which leaves object patches on the shared model; host/models.undo_object_patches_on_detach (ON_DETACH) takes
+    the beta schedule off there too, so the next plain render samples with the model's own betas, and the clone
+    puts it back when it loads again."""
+    beta_schedules = pack_module("motion.beta_schedules")
+    original = small_model.model.model_sampling
+    patched = small_model.clone()
+    beta_schedules.apply(patched, "animatediff")
+    comfy.model_management.load_models_gpu([patched])
+    ours = small_model.model.model_sampling
+    assert ours is not original and ours is patched.get_model_object("model_sampling")
+    patched.detach(unpatch_all=False)
+    assert small_model.model.model_sampling is original, _pins("detach / ON_DETACH", "beta schedules' undo")
+    comfy.model_management.load_models_gpu([patched])
+    assert small_model.model.model_sampling is ours
+    comfy.model_management.load_models_gpu([small_model])
+    assert small_model.model.model_sampling is original
+    comfy.model_management.unload_all_models()
+
+
+def test_lcm_model_sampling_classes(small_model):
     """host/sampling.lcm_sampling composes nodes_model_advanced's ModelSamplingDiscreteDistilled with LCM, as the
     host's ModelSamplingDiscrete node does for "lcm" (AnimateLCM): a discrete schedule of 50 distilled steps whose
     denoised output is LCM's boundary-conditioned one."""
     import comfy_extras.nodes_model_advanced as advanced
 
     message = _pins("nodes_model_advanced's LCM sampling classes", "the 'lcm' beta schedule")
-    sampling = host_sampling.lcm_sampling(small.model.model_config)
+    sampling = host_sampling.lcm_sampling(small_model.model.model_config)
     assert isinstance(sampling, advanced.LCM) and host_sampling.is_discrete(sampling), message
     assert sampling.sigmas.numel() == 50, message
-    node = advanced.ModelSamplingDiscrete().patch(small, "lcm", False)[0].get_model_object("model_sampling")
+    node = advanced.ModelSamplingDiscrete().patch(small_model, "lcm", False)[0].get_model_object("model_sampling")
     torch.testing.assert_close(sampling.sigmas, node.sigmas, msg=message)
 
 
