@@ -83,8 +83,10 @@ def _key_scale(multival: MotionScaleSchedule | None, node: str) -> float:
     return multival.values[0]
 
 
-def _use(model, beta_schedule: str, node: str, prepared: PreparedMotion | None, context_options, settings,
-         motion_scale: float = 1.0, node_ref: str | None = None):
+def _use(model, beta_schedule: str, owner: type[io.ComfyNode], prepared: PreparedMotion | None, context_options,
+         settings, motion_scale: float = 1.0, node_ref: str | None = None):
+    """The model patched the way the leading pack's Use Evolved Sampling would, owned by node `owner`."""
+    node = owner.NAME
     _require(settings, SampleSettings, node, "sample_settings", "Sample Settings")
     schedule, warning = vocab.beta_schedule(beta_schedule)
     if warning:
@@ -104,6 +106,7 @@ def _use(model, beta_schedule: str, node: str, prepared: PreparedMotion | None, 
         beta_schedules.apply(model, "sd" if schedule == "auto" else schedule)
     if settings is not None and settings.noise_mode != "comfyui":
         noise.attach(model, settings.noise_mode)
+    owns_sampling(model, owner)
     return model
 
 
@@ -159,9 +162,8 @@ class AnimateDiffLoader(io.ComfyNode):
         prepared = PreparedMotion(_with_loras(module, motion_lora, cls.NAME), motion_lora, effect_multival,
                                   attention_key_scale * _key_scale(scale_multival, cls.NAME))
         unique = cls.hidden.unique_id if cls.hidden else None
-        patched = _use(model, beta_schedule, cls.NAME, prepared, context_options, sample_settings, motion_scale, unique)
-        owns_sampling(patched, cls)
-        return io.NodeOutput(patched)
+        return io.NodeOutput(_use(model, beta_schedule, cls, prepared, context_options, sample_settings, motion_scale,
+                                  unique))
 
 
 class MotionLoRAList(io.ComfyNode):
@@ -275,9 +277,8 @@ class UseMotionModule(io.ComfyNode):
                 sample_settings=None) -> io.NodeOutput:
         prepared = _require(m_models, PreparedMotion, cls.NAME, "m_models", "Prepare Motion Module")
         unique = cls.hidden.unique_id if cls.hidden else None
-        patched = _use(model, beta_schedule, cls.NAME, prepared, context_options, sample_settings, node_ref=unique)
-        owns_sampling(patched, cls)
-        return io.NodeOutput(patched)
+        return io.NodeOutput(_use(model, beta_schedule, cls, prepared, context_options, sample_settings,
+                                  node_ref=unique))
 
 
 class SampleSettingsNode(io.ComfyNode):
