@@ -107,7 +107,7 @@ def padded_size(fmt: Format, width: int, height: int) -> tuple[int, int]:
 
 def encode(chunks: Iterable[np.ndarray], out_path: str, spec: VideoSpec, fmt: Format | str, *, crf: int,
            preset: str, layout: Layout | None = None, metadata: dict[str, object] | None = None,
-           audio: Audio | None = None, node: str = "Video Combine") -> None:
+           audio: Audio | None = None, node: str) -> None:
     """Stream RGB(A) chunks [k, H, W, 3|4] (uint8, or uint16 for layouts above 8 bits) into `out_path`."""
     fmt = FORMATS[fmt] if isinstance(fmt, str) else fmt
     layout = layout or fmt.layout(8, False)

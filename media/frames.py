@@ -47,7 +47,7 @@ def _to_rgb(frame: torch.Tensor, keep_grey: bool = False) -> torch.Tensor:
     return frame[..., :3] if channels == 4 else frame
 
 
-def alpha_of(images: torch.Tensor, mask: torch.Tensor | None, node: str = "Video Combine") -> torch.Tensor | None:
+def alpha_of(images: torch.Tensor, mask: torch.Tensor | None, node: str) -> torch.Tensor | None:
     """The alpha channel [B, H, W] (1 = opaque): the mask when given (one per frame, or one for all), else an
     RGBA batch's fourth channel, else None."""
     if mask is None:

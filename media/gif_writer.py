@@ -57,7 +57,7 @@ class GifsicleResult:
     note: str
 
 
-def shrink_with_gifsicle(path: str, optimize_level: int, lossy: int, node: str = "Video Combine") -> GifsicleResult:
+def shrink_with_gifsicle(path: str, optimize_level: int, lossy: int, node: str) -> GifsicleResult:
     """Rewrite the GIF at `path` in place with gifsicle; a missing program is reported, not raised."""
     before = os.path.getsize(path)
     exe = shutil.which("gifsicle")

@@ -57,9 +57,8 @@ def output_count(frame_count: int, multiplier: int, closed_loop: bool) -> int:
     return frame_count * multiplier if closed_loop else (frame_count - 1) * multiplier + 1
 
 
-def interpolate(images: torch.Tensor | Sequence[torch.Tensor], multiplier: int, method: str,
-                closed_loop: bool = False, check_interrupt: Callable[[], None] | None = None,
-                node: str = "Interpolate Frames") -> torch.Tensor:
+def interpolate(images: torch.Tensor | Sequence[torch.Tensor], multiplier: int, method: str, *, node: str,
+                closed_loop: bool = False, check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
     """Insert multiplier−1 frames between each pair of frames; every input frame is kept unchanged.
 
     `images` is an IMAGE batch [n, H, W, C] or a list of frames or batches of one size.

@@ -61,7 +61,7 @@ class DecodedFrames:
 
     ndim = 4
 
-    def __init__(self, vae, samples: torch.Tensor, node: str = "Video Combine", progress: Progress | None = None):
+    def __init__(self, vae, samples: torch.Tensor, node: str, progress: Progress | None = None):
         _check_image_vae(vae, f"{node}: latents")
         if not isinstance(samples, torch.Tensor) or samples.ndim != 4:
             shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
@@ -119,7 +119,7 @@ class DecodedFrames:
         return out
 
 
-def combine_source(images, latents, vae, node: str = "Video Combine", progress: Progress | None = None):
+def combine_source(images, latents, vae, node: str, progress: Progress | None = None):
     """What Video Combine writes: the IMAGE batch, or the latents decoded on demand (the node has made sure that
     not both are given)."""
     if images is not None:

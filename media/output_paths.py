@@ -42,7 +42,7 @@ class UnwritablePrefixError(ValueError):
     """The filename prefix names a folder that cannot be made or written (a file in the way, permissions)."""
 
 
-def check_prefix(prefix: str, node: str = "Video Combine") -> str:
+def check_prefix(prefix: str, node: str) -> str:
     """Refuse prefixes that are empty, absolute, carry a drive letter or climb with `..`."""
     where = f"{node}: filename_prefix {prefix!r}"
     fix = "use a plain name, optionally with subfolders, e.g. 'AnimateFlow' or 'videos/run1'"
@@ -66,7 +66,7 @@ def _name_max(folder: str) -> int:
     return 255
 
 
-def check_prefix_length(prefix: str, output_dir: str, node: str = "Video Combine") -> None:
+def check_prefix_length(prefix: str, output_dir: str, node: str) -> None:
     """Refuse prefixes whose folder or file names the file system cannot hold, with the limit in the message
     (the OS would only say 'File name too long', after the folders were made)."""
     name_max = _name_max(output_dir)
@@ -87,7 +87,7 @@ def check_prefix_length(prefix: str, output_dir: str, node: str = "Video Combine
                                 f"{_PATH_MAX} a path may have; shorten it")
 
 
-def check_folder_inside(prefix: str, folder: str, output_dir: str, node: str = "Video Combine") -> None:
+def check_folder_inside(prefix: str, folder: str, output_dir: str, node: str) -> None:
     """Refuse a prefix whose folder resolves outside `output_dir` through a link."""
     real_root = os.path.realpath(output_dir)
     if os.path.commonpath((real_root, os.path.realpath(folder))) != real_root:
@@ -132,8 +132,7 @@ class OutputSlot:
         return os.path.join(self.folder, self.filename(ext, suffix))
 
 
-def reserve_slot(prefix: str, width: int, height: int, output_dir: str | None = None,
-                 node: str = "Video Combine") -> OutputSlot:
+def reserve_slot(prefix: str, width: int, height: int, output_dir: str | None, node: str) -> OutputSlot:
     """Next free counter for the prefix, numbered like ComfyUI's SaveImage so both sort together."""
     check_prefix(prefix, node)
     output_dir = output_dir or folders.output_dir()

@@ -151,7 +151,7 @@ def validate(images: torch.Tensor, options: CombineOptions, node: str) -> None:
 def combine(images: torch.Tensor, prefix: str, options: CombineOptions, *, prompt: dict | None = None,
             extra_pnginfo: dict | None = None, audio: dict | None = None, mask: torch.Tensor | None = None,
             check_interrupt: Callable[[], None] | None = None, output_dir: str | None = None,
-            node: str = "Video Combine") -> CombineResult:
+            node: str) -> CombineResult:
     """Write every selected format for `images` under `prefix`; return the files in write order."""
     validate(images, options, node)
     height, width = int(images.shape[1]), int(images.shape[2])

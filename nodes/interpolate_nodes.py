@@ -53,9 +53,8 @@ class InterpolateFrames(io.ComfyNode):
     @classmethod
     def execute(cls, images, multiplier: int, method: str, fps: float, closed_loop: bool = False) -> io.NodeOutput:
         require_finite(cls, fps=fps)
-        frames = interpolation.interpolate(
-            images, multiplier, method, closed_loop,
-            check_interrupt=execution.check_interrupt, node=NAME)
+        frames = interpolation.interpolate(images, multiplier, method, node=NAME, closed_loop=closed_loop,
+                                           check_interrupt=execution.check_interrupt)
         return io.NodeOutput(frames, fps * multiplier)
 
 

@@ -148,7 +148,8 @@ def test_interrupt_stops_ffmpeg_and_raises():
             raise InterruptedError("stop")
 
     with pytest.raises(InterruptedError):
-        interpolation.interpolate(moving_square(200, step=0), 2, "motion", check_interrupt=interrupt)
+        interpolation.interpolate(moving_square(200, step=0), 2, "motion", node="Interpolate Frames",
+                                  check_interrupt=interrupt)
     children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
     names = [Path(f"/proc/{child}/comm").read_text().strip() for child in children]
     assert not [n for n in names if n.startswith("ffmpeg")], "ffmpeg was left running"
@@ -165,10 +166,10 @@ images = torch.zeros(count, size, size, 3)
 for i in range(count):
     left = i * 3 % (size - 8)
     images[i, size // 2 - 4:size // 2 + 4, left:left + 8] = 1.0
-interpolation.interpolate(images[:40], 2, "motion")
+interpolation.interpolate(images[:40], 2, "motion", node="Interpolate Frames")
 reset_peak()
 before = status("VmRSS")
-out = interpolation.interpolate(images, 2, "motion")
+out = interpolation.interpolate(images, 2, "motion", node="Interpolate Frames")
 print(json.dumps({"input_bytes": images.nbytes, "output_bytes": out.nbytes, "before": before,
                   "peak": status("VmHWM"), "frames": out.shape[0]}))
 """

@@ -265,7 +265,8 @@ def test_interrupt_mid_encode_leaves_no_partial_file(prefix):
 
     options = writer.CombineOptions(fps=8.0, save_gif=False, save_mp4=True, save_webm=False)
     with pytest.raises(comfy.model_management.InterruptProcessingException):
-        writer.combine(colour_frames(64), prefix, options, check_interrupt=interrupt_on_third_chunk)
+        writer.combine(colour_frames(64), prefix, options, check_interrupt=interrupt_on_third_chunk,
+                       node="Video Combine")
     assert len(calls) == 3
     assert files_in(prefix) == []
 

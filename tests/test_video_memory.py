@@ -31,10 +31,11 @@ images = (shift + ramp).expand(count, height, width, 3).remainder(1.0).contiguou
 spec = ffmpeg_writer.VideoSpec(width, height, 8.0)
 warm = os.path.join(tempfile.mkdtemp(), "warm.mp4")
 ffmpeg_writer.encode(frames.iter_chunks(images, list(range(32))), warm, spec,
-                     "mp4", crf=30, preset="ultrafast")
+                     "mp4", crf=30, preset="ultrafast", node="Video Combine")
 reset_peak()
 before = status("VmRSS")  # without clear_refs the peak keeps older highs: stricter, never laxer
-ffmpeg_writer.encode(frames.iter_chunks(images, list(range(count))), out, spec, "mp4", crf=30, preset="ultrafast")
+ffmpeg_writer.encode(frames.iter_chunks(images, list(range(count))), out, spec, "mp4", crf=30, preset="ultrafast",
+                     node="Video Combine")
 print(json.dumps({"input_bytes": images.nbytes, "before": before, "peak": status("VmHWM")}))
 """
 
