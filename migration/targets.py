@@ -37,12 +37,13 @@ class Target:
 _LOAD_VIDEO_OPTIONS = (("frame_load_cap", 0), ("skip_first_frames", 0), ("select_every_nth", 1), ("force_rate", 0.0),
                        ("custom_width", 0), ("custom_height", 0))
 _LOAD_VIDEO_OUTPUTS = (("images", "IMAGE"), ("frame_count", "INT"), ("fps", "FLOAT"), ("audio", "AUDIO"),
-                       ("latents", "LATENT"))
+                       ("latents", "LATENT"), ("video", "VIDEO"))
 
 TARGETS: dict[str, Target] = {t.node: t for t in (
     Target("AnimateFlow_ContextOptions",
            (("context_length", 16), ("context_stride", 1), ("context_overlap", 4), ("closed_loop", False),
-            ("schedule", "uniform"), ("fuse_method", "pyramid"), ("freenoise", False), ("max_batched_windows", 1)),
+            ("schedule", "uniform"), ("fuse_method", "pyramid"), ("freenoise", False), ("max_batched_windows", 1),
+            ("spread_over_gpus", False)),
            (), (("CONTEXT_OPTIONS", CONTEXT_OPTIONS),)),
     Target("AnimateFlow_LoadMotionModule", (("model_name", None),), (),
            (("MOTION_MODULE", MOTION_MODULE), ("format", "STRING"))),
@@ -53,7 +54,8 @@ TARGETS: dict[str, Target] = {t.node: t for t in (
             ("gifsicle_optimize", 0), ("gifsicle_lossy", 0), ("crf", 19), ("preset", "medium"),
             ("extra_format", "none"), ("bit_depth", "8"), ("extra_crf", -1), ("webp_quality", 90),
             ("preview_only", False)),
-           (("images", "IMAGE"), ("audio", "AUDIO"), ("mask", "MASK"), ("latents", "LATENT"), ("vae", "VAE")),
+           (("images", "IMAGE"), ("audio", "AUDIO"), ("mask", "MASK"), ("latents", "LATENT"), ("vae", "VAE"),
+            ("input_video", "VIDEO")),
            (("file_paths", "STRING"), ("video", "VIDEO"))),
     Target("AnimateFlow_LoadVideo", (("video", None), *_LOAD_VIDEO_OPTIONS), (("vae", "VAE"),), _LOAD_VIDEO_OUTPUTS),
     Target("AnimateFlow_LoadVideoPath", (("video_path", ""), *_LOAD_VIDEO_OPTIONS), (("vae", "VAE"),),
