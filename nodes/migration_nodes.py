@@ -23,7 +23,8 @@ from ..sampling import noise
 from ..sampling.context_handler import attach_context_options
 from ..sampling.context_options import require_context_options
 from . import motion_apply
-from .common import CATEGORY, display_name, node_id, owns_sampling, require_finite, validate_floats
+from .common import (CATEGORY, display_name, node_id, owns_sampling, require_finite, search_aliases,
+                     validate_floats)
 from .types import ContextOptionsType, MotionModuleType, MotionScaleType, require_motion_module
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class AnimateDiffLoader(io.ComfyNode):
             node_id=node_id("AnimateDiffLoader"),
             display_name=display_name(cls.NAME),
             category=CATEGORY_MIGRATED,
+            **search_aliases("AnimateDiff Loader", "AnimateDiff Loader Gen1", "AnimateDiff Loader With Context"),
             description="Loads a motion module and applies it to the model in one step, like the leading "
                         "AnimateDiff pack's AnimateDiff Loader (Gen1 and legacy), which workflows made for it "
                         "are migrated to. Load Motion Module + Apply Motion Module do the same in two steps.",
@@ -175,6 +177,7 @@ class MotionLoRAList(io.ComfyNode):
             node_id=node_id("MotionLoRAList"),
             display_name=display_name(cls.NAME),
             category=CATEGORY_MIGRATED,
+            **search_aliases("Load AnimateDiff LoRA", "motion LoRA", "AnimateDiff LoRA"),
             description="Names a motion LoRA for AnimateDiff Loader or Prepare Motion Module to add when they load "
                         "the module (the leading pack's Load AnimateDiff LoRA); chain several. Motion LoRA Loader "
                         "does the same on a loaded module.",
@@ -209,6 +212,7 @@ class PrepareMotionModule(io.ComfyNode):
             node_id=node_id("PrepareMotionModule"),
             display_name=display_name(cls.NAME),
             category=CATEGORY_MIGRATED,
+            **search_aliases("Apply AnimateDiff Model", "Apply AnimateDiff Model (Simple)", "AnimateDiff"),
             description="A motion module with its LoRAs and scales, for Use Motion Module (the leading pack's "
                         "Apply AnimateDiff Model, Gen2).",
             inputs=[
@@ -258,6 +262,7 @@ class UseMotionModule(io.ComfyNode):
             node_id=node_id("UseMotionModule"),
             display_name=display_name(cls.NAME),
             category=CATEGORY_MIGRATED,
+            **search_aliases("Use Evolved Sampling", "AnimateDiff sampling"),
             description="Applies a prepared motion module, context options and sample settings to the model (the "
                         "leading pack's Use Evolved Sampling, Gen2).",
             inputs=[
@@ -290,6 +295,7 @@ class SampleSettingsNode(io.ComfyNode):
             node_id=node_id("SampleSettings"),
             display_name=display_name(cls.NAME),
             category=CATEGORY_MIGRATED,
+            **search_aliases("Sample Settings", "AnimateDiff noise"),
             description="The leading pack's Sample Settings, as far as this pack has them: per-frame noise "
                         "(seed_gen auto1111) and FreeNoise (noise_type FreeNoise). For AnimateDiff Loader or Use "
                         "Motion Module.",
@@ -330,6 +336,7 @@ class MotionScale(io.ComfyNode):
             node_id=node_id("MotionScale"),
             display_name=display_name(cls.NAME),
             category=CATEGORY_MIGRATED,
+            **search_aliases("Multival Dynamic", "Multival", "motion scale"),
             description="One motion scale, optionally per region through a mask (the leading pack's Multival). "
                         "Motion Scale Schedule also varies it over frames and blocks.",
             inputs=[
