@@ -18,7 +18,8 @@ NEEDS = (
          when_loaded=True),
     Need("server:PromptServer.add_on_prompt_handler", "the warning about a motion module no sampler uses",
          when_loaded=True),
-    Need("nodes:NODE_CLASS_MAPPINGS", "the warning about a motion module no sampler uses"),
+    Need("nodes:NODE_CLASS_MAPPINGS", "the warning about a motion module no sampler uses, and queued prompts "
+         "of the leading AnimateDiff pack or VideoHelperSuite running on our nodes"),
     Need("latent_preview:get_previewer", "the live animated preview while sampling", params=("device", "latent_format")),
     Need("latent_preview:Latent2RGBPreviewer", "the live animated preview while sampling"),
 )
@@ -61,6 +62,24 @@ def add_prompt_handler(handler: Callable[[dict], dict]) -> bool:
         return False
     server.add_on_prompt_handler(handler)
     return True
+
+
+def add_route(method: str, path: str, handler: Callable) -> bool:
+    """Serve `handler(request)` (an aiohttp handler) at `path`; False without a server, or one whose route table
+    is gone (the host then simply lacks that endpoint of ours)."""
+    server = prompt_server()
+    routes = getattr(server, "routes", None)
+    if routes is None:
+        return False
+    routes.route(method, path)(handler)
+    return True
+
+
+def installed_node_types() -> frozenset[str]:
+    """The node types this host runs now (every pack's)."""
+    import nodes
+
+    return frozenset(nodes.NODE_CLASS_MAPPINGS)
 
 
 def node_output_types(class_type: Any) -> tuple[str, ...] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from collections.abc import Container
 from typing import Any
 
 from .rule import Context, Rule
@@ -239,13 +240,15 @@ def _convert_ui_node(node: dict, rule: Rule, links: _Links, nodes: dict, report:
     return dropped
 
 
-def _convert_graph(graph: dict, report: Report, scope: str) -> None:
+def _convert_graph(graph: dict, report: Report, scope: str, installed: Container[str]) -> None:
     nodes = {node.get("id"): node for node in graph.get("nodes") or []}
     links = _Links(graph)
     dropped = []
     for node_id, node in nodes.items():
         kind = node.get("type", "")
         label = f"{scope}{node_id}"
+        if kind in installed:
+            continue
         if kind in RULES:
             entry = NodeReport(label, kind, RULES[kind].target)
             dropped += _convert_ui_node(node, RULES[kind], links, nodes, entry)
@@ -256,11 +259,11 @@ def _convert_graph(graph: dict, report: Report, scope: str) -> None:
         links.remove(link_id, nodes)
 
 
-def convert_ui(workflow: dict) -> tuple[dict, Report]:
+def convert_ui(workflow: dict, installed: Container[str] = ()) -> tuple[dict, Report]:
     result, report = copy.deepcopy(workflow), Report()
-    _convert_graph(result, report, "")
+    _convert_graph(result, report, "", installed)
     for sub in (result.get("definitions") or {}).get("subgraphs") or []:
-        _convert_graph(sub, report, f"{sub.get('name') or sub.get('id')}/")
+        _convert_graph(sub, report, f"{sub.get('name') or sub.get('id')}/", installed)
     return result, report
 
 
@@ -270,11 +273,13 @@ def _is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int) and not isinstance(value[1], bool)
 
 
-def convert_api(prompt: dict) -> tuple[dict, Report]:
+def convert_api(prompt: dict, installed: Container[str] = ()) -> tuple[dict, Report]:
     result, report = copy.deepcopy(prompt), Report()
     remap: dict[str, tuple[Rule, NodeReport]] = {}
     for node_id, node in result.items():
         kind = node.get("class_type", "") if isinstance(node, dict) else ""
+        if kind in installed:
+            continue
         if kind not in RULES:
             if is_theirs(kind):
                 report.nodes.append(NodeReport(str(node_id), kind, None))
@@ -319,11 +324,12 @@ def is_api_format(data: dict) -> bool:
     return "nodes" not in data and all(isinstance(v, dict) and "class_type" in v for v in data.values()) and bool(data)
 
 
-def convert_workflow(data: dict) -> tuple[dict, Report]:
-    """Either format; raises ValueError for anything that is neither."""
+def convert_workflow(data: dict, installed: Container[str] = ()) -> tuple[dict, Report]:
+    """Either format; raises ValueError for anything that is neither. Node types in `installed` are left as they
+    are: on a server where the leading pack or VideoHelperSuite is installed, their nodes still run as theirs."""
     if isinstance(data, dict) and isinstance(data.get("nodes"), list):
-        return convert_ui(data)
+        return convert_ui(data, installed)
     if isinstance(data, dict) and is_api_format(data):
-        return convert_api(data)
+        return convert_api(data, installed)
     raise ValueError("not a ComfyUI workflow: expected the editor's format (a 'nodes' list) or the prompt API "
                      "format ({id: {'class_type': ..., 'inputs': ...}})")

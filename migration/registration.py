@@ -6,8 +6,8 @@ and output slot). Older hosts have neither, and nothing is registered there.
 
 What a replacement can express is a subset of the converter: copies, fixed values, links. Their value vocabulary
 is kept valid on our side instead: the combined nodes accept the leading pack's beta schedule names, for example.
-VideoHelperSuite saves its widget values as a dict by name, which the editor cannot read by position, so its nodes
-arrive with our defaults (the converter, `python -m migration`, carries them over).
+VideoHelperSuite saves its widget values as a dict by name, which the editor cannot read by position: our editor
+extension sets the converter's values on the replaced nodes instead (server_hooks.py, web/migration_values.js).
 """
 
 from __future__ import annotations

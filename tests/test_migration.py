@@ -269,6 +269,20 @@ def test_api_workflow_converts():
     assert "ad_keyframes" in notes and "output 3" in notes
 
 
+def test_installed_node_types_stay_theirs():
+    """On a server where one of their packs is installed, its nodes run as its own: only missing types convert."""
+    api, _ = convert_workflow(_api_workflow(), installed={"VHS_LoadVideoPath", "VHS_VideoCombine"})
+    assert api["video"] == _api_workflow()["video"] and api["out"]["class_type"] == "VHS_VideoCombine"
+    assert api["ctx"]["class_type"] == "AnimateFlow_ContextOptions"
+    ui = json.loads((FIXTURES / "ade_vhs_txt2vid.json").read_text(encoding="utf-8"))
+    converted, report = convert_workflow(ui, installed={"VHS_VideoCombine"})
+    types = {n["id"]: n["type"] for n in converted["nodes"]}
+    assert (types[33], types[51], types[52]) == ("AnimateFlow_AnimateDiffLoader", "VHS_VideoCombine",
+                                                 "VHS_VideoCombine")
+    assert {n.old_type for n in report.nodes} == {"ADE_AnimateDiffLoaderWithContext",
+                                                   "ADE_AnimateDiffUniformContextOptions"}
+
+
 def test_not_a_workflow():
     with pytest.raises(ValueError, match="not a ComfyUI workflow"):
         convert_workflow({"hello": 1})

@@ -71,6 +71,26 @@ def test_node_replacements_are_listed(server):
         assert ours == [_sorted_mappings(replacement_fields(rule))], old
 
 
+def test_editor_endpoint_gives_each_replaced_node_its_values(server):
+    """POST /animateflow/migrate (web/migration_values.js asks it when a workflow with their nodes loads): our type
+    and widget values by name for each node of theirs, VideoHelperSuite's by-name values included; a body that is
+    no workflow is a 400 naming the problem, and the server keeps serving."""
+    workflow = json.loads((REPO_ROOT / "tests" / "migration_workflows" / "marsh000596_wf2.json").read_text("utf-8"))
+    answer = server.request("/animateflow/migrate", workflow)
+    nodes = answer["nodes"]
+    assert set(nodes) == {"33", "34", "35", "36"}
+    assert nodes["36"]["type"] == "AnimateFlow_VideoCombine"
+    assert (nodes["36"]["widgets"]["save_mp4"], nodes["36"]["widgets"]["save_gif"]) == (True, False)
+    assert nodes["36"]["widgets"]["filename_prefix"] == "aaa_readme_cn"
+    assert nodes["35"]["widgets"]["folder"] == "3d"
+    assert any("image_load_cap" in note for note in nodes["35"]["notes"])
+    assert answer["workflow"]["nodes"] and answer["lines"][0].startswith("Replaced 4 node(s)")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        server.request("/animateflow/migrate", {"hello": 1})
+    assert refused.value.code == 400 and "not a ComfyUI workflow" in refused.value.read().decode()
+    assert server.object_info()
+
+
 def _sorted_mappings(entry: dict) -> dict:
     """One replacement with its input mappings in a fixed order (the host keeps them in the order registered)."""
     inputs = entry.get("input_mapping")
@@ -135,15 +155,18 @@ def _with_outputs(api: dict) -> dict:
     }
 
 
-def test_converted_workflow_renders(server, sd15_file, motion_module_file, motion_lora_file, example_inputs,
-                                    base_dir):
-    """Convert an ADE + VHS API workflow and queue it: every output node writes its file, with a picture in it."""
+def test_queued_workflow_of_theirs_renders(server, sd15_file, motion_module_file, motion_lora_file, example_inputs,
+                                          base_dir):
+    """Queue an ADE + VHS API workflow as it is, on a server that has neither pack: the server converts it
+    (migration/server_hooks.py, before ComfyUI 0.14+'s own replacement, which fails on inputs an API file leaves
+    out) and every output node writes its file, with a picture in it."""
     original = _with_outputs(_original_api(sd15_file, motion_module_file("v2"), motion_module_file("v3"),
                                            motion_lora_file))
     converted, report = convert_api(original)
     assert not report.unknown and len(report.converted) == 10
+    assert "closed_loop" not in original["ctx1"]["inputs"]  # an input left out, as API files do
     shutil.rmtree(base_dir / "output" / "mig", ignore_errors=True)  # files of an earlier run
-    entry = server.run(converted)
+    entry = server.run(original)
     assert set(entry["outputs"]) >= {"out1", "out2", "out3"}
     written = {p.name for p in (base_dir / "output" / "mig").iterdir()}
     assert any(n.startswith("gen1") and n.endswith(".gif") for n in written)
