@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Any
 
 from .rule import Context, Rule
@@ -98,7 +98,8 @@ def read_widgets(rule: Rule, values: Any) -> tuple[dict[str, Any], list[str]]:
     return named, notes
 
 
-def translate(rule: Rule, saved: dict[str, Any], connected: set[str]) -> Context:
+def translate(rule: Rule, saved: dict[str, Any], connected: set[str],
+              link_types: dict[str, str | None] | None = None) -> Context:
     """Their settings (saved over their defaults) → our widget values, link map and notes."""
     known = set(rule.widget_names()) | set(rule.links) | set(rule.defaults) | rule.ui_only | rule.extra_widgets
     old = dict(rule.defaults)
@@ -113,7 +114,7 @@ def translate(rule: Rule, saved: dict[str, Any], connected: set[str]) -> Context
             old[name] = value
     new = {ours: old[theirs] for theirs, ours in rule.copy.items() if theirs in old}
     new.update(rule.fixed)
-    ctx = Context(old=old, new=new, connected=connected, links=dict(rule.links))
+    ctx = Context(old=old, new=new, connected=connected, links=dict(rule.links), link_types=dict(link_types or {}))
     if rule.translate is not None:
         rule.translate(ctx)
     ctx.notes.extend(f"setting {u} is unknown to the converter and was dropped" for u in unknown)
@@ -153,6 +154,11 @@ class _Links:
 
     def get(self, link, name: str):
         return link[name] if isinstance(link, dict) else link[self.FIELDS.index(name)]
+
+    def type_of(self, link_id) -> str | None:
+        link = self.by_id.get(link_id)
+        kind = self.get(link, "type") if link is not None else None
+        return kind if isinstance(kind, str) and kind != "*" else None
 
     def set(self, link_id, name: str, value) -> None:
         link = self.by_id.get(link_id)
@@ -196,7 +202,8 @@ def _convert_ui_node(node: dict, rule: Rule, links: _Links, nodes: dict, report:
     saved, notes = read_widgets(rule, node.get("widgets_values"))
     old_inputs = [i for i in node.get("inputs") or [] if i.get("link") is not None]
     connected = {rule.aliases.get(i["name"], i["name"]) for i in old_inputs}
-    ctx = translate(rule, saved, connected)
+    link_types = {rule.aliases.get(i["name"], i["name"]): links.type_of(i["link"]) for i in old_inputs}
+    ctx = translate(rule, saved, connected, link_types)
     report.notes.extend(notes + ctx.notes)
     dropped = []
     inputs = [{"name": name, "type": kind, "link": None} for name, kind in target.sockets]
@@ -273,7 +280,10 @@ def _is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int) and not isinstance(value[1], bool)
 
 
-def convert_api(prompt: dict, installed: Container[str] = ()) -> tuple[dict, Report]:
+def convert_api(prompt: dict, installed: Container[str] = (),
+                output_type: Callable[[str, int], str | None] | None = None) -> tuple[dict, Report]:
+    """`output_type(node type, slot)` says what a sending node's output is, where known (the server knows every
+    installed node's; a file alone does not): it decides between readings that depend on what is linked."""
     result, report = copy.deepcopy(prompt), Report()
     remap: dict[str, tuple[Rule, NodeReport]] = {}
     for node_id, node in result.items():
@@ -289,7 +299,8 @@ def convert_api(prompt: dict, installed: Container[str] = ()) -> tuple[dict, Rep
         inputs = node.get("inputs") or {}
         values = {k: v for k, v in inputs.items() if not _is_link(v)}
         linked = {rule.aliases.get(k, k): v for k, v in inputs.items() if _is_link(v)}
-        ctx = translate(rule, {k: v for k, v in values.items() if k not in rule.ui_only}, set(linked))
+        link_types = {name: _sent_type(prompt, link, output_type) for name, link in linked.items()}
+        ctx = translate(rule, {k: v for k, v in values.items() if k not in rule.ui_only}, set(linked), link_types)
         entry.notes.extend(ctx.notes)
         new_inputs = {name: ctx.new[name] if name in ctx.new else default
                       for name, default in target.widgets if name in ctx.new or default is not None}
@@ -320,16 +331,23 @@ def convert_api(prompt: dict, installed: Container[str] = ()) -> tuple[dict, Rep
     return result, report
 
 
+def _sent_type(prompt: dict, link: list, output_type: Callable[[str, int], str | None] | None) -> str | None:
+    sender = prompt.get(str(link[0])) if output_type is not None else None
+    kind = sender.get("class_type") if isinstance(sender, dict) else None
+    return output_type(kind, link[1]) if isinstance(kind, str) else None
+
+
 def is_api_format(data: dict) -> bool:
     return "nodes" not in data and all(isinstance(v, dict) and "class_type" in v for v in data.values()) and bool(data)
 
 
-def convert_workflow(data: dict, installed: Container[str] = ()) -> tuple[dict, Report]:
+def convert_workflow(data: dict, installed: Container[str] = (),
+                     output_type: Callable[[str, int], str | None] | None = None) -> tuple[dict, Report]:
     """Either format; raises ValueError for anything that is neither. Node types in `installed` are left as they
     are: on a server where the leading pack or VideoHelperSuite is installed, their nodes still run as theirs."""
     if isinstance(data, dict) and isinstance(data.get("nodes"), list):
         return convert_ui(data, installed)
     if isinstance(data, dict) and is_api_format(data):
-        return convert_api(data, installed)
+        return convert_api(data, installed, output_type)
     raise ValueError("not a ComfyUI workflow: expected the editor's format (a 'nodes' list) or the prompt API "
                      "format ({id: {'class_type': ..., 'inputs': ...}})")

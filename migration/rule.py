@@ -29,6 +29,9 @@ class Context:
     links: dict[str, str | None]
     """Their link input → our input (None: no equivalent); a translate may redirect one."""
     notes: list[str] = field(default_factory=list)
+    link_types: dict[str, str | None] = field(default_factory=dict)
+    """Their connected inputs → the type of what arrives there, where the workflow or the host says (UI links carry
+    it; an API file's only where the host knows the sending node); None: unknown."""
 
     def warn(self, text: str) -> None:
         self.notes.append(text)

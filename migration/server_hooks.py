@@ -7,8 +7,8 @@ out) is what runs, on old hosts too. Node types the host has (their pack install
 
 The editor's Replace (0.14+) copies widget values by position only, and VideoHelperSuite saves its values by name,
 so Replace alone gives its nodes our defaults. `POST /animateflow/migrate` converts a workflow with the same table
-and says, per replaced node, our widget values; web/migration_values.js sets them on the nodes the editor's
-Replace creates. Registered through host/server.py: in-process (tests, benchmarks) nothing is registered.
+and says, per replaced node, our widget values and where its links come from; web/migration_values.js sets them
+on the nodes the editor's Replace creates. Registered through host/server.py: in-process (tests, benchmarks) nothing is registered.
 """
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ def _log_report(what: str, report: Report) -> None:
     (log.warning if noted else log.info)("AnimateFlow: %s\n%s", what, "\n".join(report.lines()))
 
 
+def sent_type(node_type: str, slot: int) -> str | None:
+    """The type of an installed node's output `slot` (what a link from it carries), None when unknown."""
+    outputs = host_server.node_output_types(node_type)
+    return outputs[slot] if outputs is not None and isinstance(slot, int) and 0 <= slot < len(outputs) else None
+
+
 def convert_queued_prompt(json_data: dict) -> dict:
     """PromptServer on_prompt handler: the prompt with every node of theirs that this host lacks on our nodes.
     Never fails the prompt: on any surprise it is passed on as it came (ComfyUI's validation then names the
@@ -44,7 +50,7 @@ def convert_queued_prompt(json_data: dict) -> dict:
     if not any(kind in RULES and kind not in installed for kind in kinds):
         return json_data
     try:
-        converted, report = convert_api(prompt, installed)
+        converted, report = convert_api(prompt, installed, sent_type)
     except Exception:  # a prompt shape the converter does not know: validation reports it as the host would
         log.warning("AnimateFlow: could not convert a queued prompt's nodes of the leading AnimateDiff pack / "
                     "VideoHelperSuite; it is passed on unchanged", exc_info=True)
@@ -54,10 +60,17 @@ def convert_queued_prompt(json_data: dict) -> dict:
 
 
 def widget_values_by_node(converted: dict, report: Report) -> dict[str, dict[str, Any]]:
-    """For each replaced node of a UI workflow's top level: our node type and the widget values the converter
-    chose, by name. Widgets without a fixed default that the converter left empty (a file list) are left out, so
-    the editor keeps what it shows."""
+    """For each replaced node of a UI workflow's top level: our node type, the widget values the converter chose
+    by name, and where each of its links comes from. Widgets without a fixed default that the converter left empty
+    (a file list) are left out, so the editor keeps what it shows. Links matter where the converter reads one
+    differently from the editor's fixed input mapping (latents arriving on VideoHelperSuite's `images`)."""
     replaced = {n.node_id: n.new_type for n in report.converted}
+    senders = {}
+    for link in converted.get("links") or []:
+        if isinstance(link, list) and len(link) >= 3:
+            senders[link[0]] = link[1:3]
+        elif isinstance(link, dict):
+            senders[link.get("id")] = [link.get("origin_id"), link.get("origin_slot")]
     values: dict[str, dict[str, Any]] = {}
     for node in converted.get("nodes") or []:
         node_id = str(node.get("id"))
@@ -67,7 +80,8 @@ def widget_values_by_node(converted: dict, report: Report) -> dict[str, dict[str
         saved = node.get("widgets_values") or []
         widgets = {name: value for (name, default), value in zip(TARGETS[kind].widgets, saved)
                    if not (default is None and value == "")}
-        values[node_id] = {"type": kind, "widgets": widgets,
+        links = {i["name"]: senders[i["link"]] for i in node.get("inputs") or [] if i.get("link") in senders}
+        values[node_id] = {"type": kind, "widgets": widgets, "links": links,
                            "notes": next(n.notes for n in report.converted if n.node_id == node_id)}
     return values
 
@@ -78,7 +92,7 @@ async def migrate_route(request):
 
     try:
         data = await request.json()
-        converted, report = convert_workflow(data, host_server.installed_node_types())
+        converted, report = convert_workflow(data, host_server.installed_node_types(), sent_type)
     except (ValueError, json.JSONDecodeError) as err:
         return web.json_response({"error": f"AnimateFlow migration: {err}"}, status=400)
     nodes = widget_values_by_node(converted, report) if isinstance(converted.get("nodes"), list) else {}

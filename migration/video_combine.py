@@ -110,8 +110,10 @@ def translate_format(ctx: Context) -> None:
             ctx.warn(f"{fmt}: {name} = {old[name]!r} has no equivalent here; our encoder's setting is used")
     if old.get("_unplaced"):
         ctx.warn(f"saved values {old['_unplaced']!r} did not match {fmt}'s settings and were dropped")
-    if "vae" in ctx.connected:
-        # Theirs decodes latents arriving on `images` when a vae is connected; ours takes them on `latents`.
+    if "vae" in ctx.connected and ctx.link_types.get("images") != "IMAGE":
+        # Theirs decodes latents arriving on `images` when a vae is connected (and ignores the vae when images
+        # arrive there); ours takes latents on `latents`. Where the workflow does not say what arrives, latents:
+        # what a vae is connected for.
         ctx.links["images"] = "latents"
     if "meta_batch" in ctx.connected:
         ctx.warn("meta_batch: the Meta Batch Manager has no equivalent here (connect latents and a vae to decode "

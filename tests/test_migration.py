@@ -283,6 +283,25 @@ def test_installed_node_types_stay_theirs():
                                                    "ADE_AnimateDiffUniformContextOptions"}
 
 
+def test_vae_beside_images_decodes_only_latents():
+    """VideoHelperSuite decodes what arrives on `images` with a connected vae only when it is latents (it ignores
+    the vae beside images): a decoded picture stays on our `images`, latents go to `latents`, and where an API
+    file alone cannot say what arrives, latents (what a vae is connected for)."""
+    ui = json.loads((FIXTURES / "ade_vhs_txt2vid.json").read_text(encoding="utf-8"))
+    combine = next(n for n in convert_ui(ui)[0]["nodes"] if n["id"] == 51)  # VAE Decode → images, vae connected
+    assert {i["name"]: i["link"] for i in combine["inputs"] if i["link"] is not None} == {"images": 72, "vae": 76}
+    api = {"dec": {"class_type": "VAEDecode", "inputs": {}}, "k": {"class_type": "KSampler", "inputs": {}},
+           "vae": {"class_type": "VAELoader", "inputs": {}},
+           "a": {"class_type": "VHS_VideoCombine", "inputs": {"images": ["dec", 0], "vae": ["vae", 0]}},
+           "b": {"class_type": "VHS_VideoCombine", "inputs": {"images": ["k", 0], "vae": ["vae", 0]}}}
+    types = {"VAEDecode": "IMAGE", "KSampler": "LATENT", "VAELoader": "VAE"}
+    known = convert_api(api, output_type=lambda kind, slot: types.get(kind))[0]
+    assert known["a"]["inputs"]["images"] == ["dec", 0] and "latents" not in known["a"]["inputs"]
+    assert known["b"]["inputs"]["latents"] == ["k", 0] and "images" not in known["b"]["inputs"]
+    unknown = convert_api(api)[0]
+    assert unknown["a"]["inputs"]["latents"] == ["dec", 0]
+
+
 def test_not_a_workflow():
     with pytest.raises(ValueError, match="not a ComfyUI workflow"):
         convert_workflow({"hello": 1})

@@ -60,7 +60,7 @@ def _finished(server, known: set[str], timeout: float = 600) -> dict:
 def test_ade_and_vhs_workflow_replaces_keeps_its_settings_queues_and_renders(server, sd15_file, motion_module_file,
                                                                              base_dir):
     """tests/migration_workflows/ade_vhs_txt2vid.json: a published txt2vid (legacy loader with context options,
-    one GIF and one 10-bit MP4 export) with the user's model files picked."""
+    a GIF and a 10-bit MP4 export, a GIF export fed latents and a vae) with the user's model files picked."""
     _require_replacements()
     workflow = json.loads((WORKFLOWS / "ade_vhs_txt2vid.json").read_text(encoding="utf-8"))
     by_id = {node["id"]: node for node in workflow["nodes"]}
@@ -95,9 +95,14 @@ def test_ade_and_vhs_workflow_replaces_keeps_its_settings_queues_and_renders(ser
     assert (mp4["widgets"]["save_gif"], mp4["widgets"]["save_mp4"], mp4["widgets"]["crf"]) == (False, True, 20)
     assert gif["widgets"]["filename_prefix"] == mp4["widgets"]["filename_prefix"] == "aaa_readme_cn"
     assert "10 or 16 bits" in toast and "51" in toast  # what has no equivalent is said, not dropped
+    # VideoHelperSuite decodes latents arriving on `images` beside a vae; ours takes them on `latents`
+    latents = nodes["54"]
+    assert latents["inputs"]["latents"] is not None and latents["inputs"]["images"] is None
+    assert mp4["inputs"]["images"] is not None and mp4["inputs"]["latents"] is None  # decoded images stay
     assert entry["status"]["status_str"] == "success", entry["status"]
     written = sorted(set(output.glob("aaa_readme_cn*")) - before)
     assert any(p.suffix == ".gif" for p in written) and any(p.suffix == ".mp4" for p in written), written
+    assert any(p.name.startswith("aaa_readme_cn_latents") and p.suffix == ".gif" for p in written), written
     for path in written:
         path.unlink()
 

@@ -138,6 +138,10 @@ def _with_outputs(api: dict) -> dict:
                  "inputs": {"images": ["k1", 0], "vae": ["ckpt", 2], "frame_rate": 8, "loop_count": 0,
                             "filename_prefix": "mig/gen2", "format": "video/h264-mp4", "pix_fmt": "yuv420p",
                             "crf": 19, "save_metadata": True, "pingpong": False, "save_output": True}},
+        "out4": {"class_type": "VHS_VideoCombine",  # a vae beside decoded images: VHS ignores it
+                 "inputs": {"images": ["dec1", 0], "vae": ["ckpt", 2], "frame_rate": 8, "loop_count": 0,
+                            "filename_prefix": "mig/decoded", "format": "image/gif", "pingpong": False,
+                            "save_output": True}},
         "video": {"class_type": "VHS_LoadVideo",
                   "inputs": {"video": "vid2vid_source.mp4", "force_rate": 0, "custom_width": 0, "custom_height": 0,
                              "frame_load_cap": 4, "skip_first_frames": 0, "select_every_nth": 1}},
@@ -156,15 +160,16 @@ def test_queued_workflow_of_theirs_renders(server, sd15_file, motion_module_file
     original = _with_outputs(original_api(sd15_file, motion_module_file("v2"), motion_module_file("v3"),
                                            motion_lora_file))
     converted, report = convert_api(original)
-    assert not report.unknown and len(report.converted) == 10
+    assert not report.unknown and len(report.converted) == 11
     assert "closed_loop" not in original["ctx1"]["inputs"]  # an input left out, as API files do
     shutil.rmtree(base_dir / "output" / "mig", ignore_errors=True)  # files of an earlier run
     entry = server.run(original)
-    assert set(entry["outputs"]) >= {"out1", "out2", "out3"}
+    assert set(entry["outputs"]) >= {"out1", "out2", "out3", "out4"}
     written = {p.name for p in (base_dir / "output" / "mig").iterdir()}
     assert any(n.startswith("gen1") and n.endswith(".gif") for n in written)
     assert any(n.startswith("gen2") and n.endswith(".mp4") for n in written)  # from latents, through the vae
     assert any(n.startswith("copy") and n.endswith(".webm") for n in written)
+    assert any(n.startswith("decoded") and n.endswith(".gif") for n in written)
     gif = next(p for p in sorted((base_dir / "output" / "mig").iterdir()) if p.name.startswith("gen1"))
     with Image.open(gif) as image:
         assert image.n_frames == 2 * FRAMES - 2  # pingpong without repeating the ends

@@ -4,8 +4,8 @@
 // Replace copies widget values by position, and VideoHelperSuite saves them by name, so its nodes arrived with
 // our defaults: a saved MP4 export came back as a GIF named "AnimateFlow". When a workflow with such missing nodes
 // loads, the pack's converter (POST /animateflow/migrate, the same table as `python -m migration`) says what each
-// replaced node's widgets hold; when Replace adds our node in place of one of theirs, those values are set, and
-// what has no equivalent here is shown in a toast rather than dropped without a word.
+// replaced node's widgets hold and where its links come from; when Replace adds our node in place of one of theirs,
+// those are set, and what has no equivalent here is shown in a toast rather than dropped without a word.
 //
 // Replace in editor 1.58 also stops the canvas: it swaps the node inside the graph's node list without a new graph
 // version, so the canvas keeps drawing the removed node from its cached render order, which throws, and the
@@ -40,6 +40,29 @@ async function convertedValues(graph) {
   return new Map(Object.entries(nodes ?? {}));
 }
 
+// Links the converter reads differently from the editor's fixed input mapping: VideoHelperSuite takes latents on
+// `images` when a vae is connected, ours on `latents`. Each input gets the sender the converter chose, and a link
+// the editor put elsewhere from that same sender is taken off.
+function setLinks(node, entry) {
+  const graph = node.graph;
+  for (const [name, [originId, originSlot]] of Object.entries(entry.links ?? {})) {
+    const slot = node.findInputSlot?.(name) ?? -1;
+    const origin = graph?.getNodeById?.(originId);
+    // A sender still missing has their output slots, not ours: the editor maps its links when it is replaced.
+    if (slot < 0 || !origin || !window.LiteGraph?.registered_node_types?.[origin.type]) continue;
+    const current = node.inputs[slot].link != null ? graph.getLink?.(node.inputs[slot].link) : null;
+    if (current && current.origin_id === origin.id && current.origin_slot === originSlot) continue;
+    node.inputs.forEach((input, index) => {
+      const link = input.link != null ? graph.getLink?.(input.link) : null;
+      if (index !== slot && link && link.origin_id === origin.id && link.origin_slot === originSlot
+          && !(input.name in entry.links)) {
+        node.disconnectInput(index);
+      }
+    });
+    origin.connect(originSlot, node, slot);
+  }
+}
+
 function setValues(node, entry) {
   for (const [name, value] of Object.entries(entry.widgets)) {
     const widget = node.widgets?.find((w) => w.name === name);
@@ -71,6 +94,7 @@ function watch(graph) {
     const entry = node && pending.get(String(node.id));
     if (!entry || node.type !== entry.type || node.graph !== graph) return;
     pending.delete(String(node.id));
+    setLinks(node, entry);
     setValues(node, entry);
   });
 }
