@@ -17,14 +17,9 @@ import { api } from "../../scripts/api.js";
 import { ready, t } from "./strings.js";
 
 const ROUTE = "/animateflow/migrate";
-const THEIRS = /^(ADE_|VHS_)|^(AnimateDiffLoaderV1|AnimateDiffSlidingWindowOptions|AnimateDiffModuleLoader|AnimateDiffSampler|AnimateDiffCombine|CheckpointLoaderSimpleWithNoiseSelect)$/;
 
-let pending = new Map(); // node id → {type, widgets, notes}, for the workflow loaded last
+let pending = new Map(); // node id → {type, widgets, links, notes}, for the workflow loaded last
 const watched = new WeakSet();
-
-function typeName(missing) {
-  return typeof missing === "string" ? missing : missing?.type ?? "";
-}
 
 async function convertedValues(graph) {
   const response = await api.fetchApi(ROUTE, {
@@ -106,8 +101,7 @@ app.registerExtension({
     if (!missingNodeTypes?.length) return;
     const graph = app.rootGraph ?? app.graph;
     watch(graph);
-    if (!missingNodeTypes.some((missing) => THEIRS.test(typeName(missing)))) return;
-    try {
+    try { // the server knows which missing types are theirs (migration/table.py); it answers {} for none
       await ready;
       pending = await convertedValues(graph);
     } catch (error) {
