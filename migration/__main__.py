@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"{args.workflow}: {err}", file=sys.stderr)
         return 2
+    except (AttributeError, IndexError, KeyError, TypeError) as err:  # workflow-shaped, with odd entries
+        print(f"{args.workflow}: an entry the converter cannot read ({type(err).__name__}: {err}); save the "
+              "workflow again from the editor it was made in", file=sys.stderr)
+        return 2
     output = args.output or args.workflow.with_name(args.workflow.stem + ".animateflow.json")
     if output.resolve() == args.workflow.resolve():
         print(f"{output}: refusing to overwrite the original; pass another -o", file=sys.stderr)

@@ -13,7 +13,6 @@ on the nodes the editor's Replace creates. Registered through host/server.py: in
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -93,8 +92,13 @@ async def migrate_route(request):
     try:
         data = await request.json()
         converted, report = convert_workflow(data, host_server.installed_node_types(), sent_type)
-    except (ValueError, json.JSONDecodeError) as err:
+    except ValueError as err:  # json.JSONDecodeError included
         return web.json_response({"error": f"AnimateFlow migration: {err}"}, status=400)
+    except (AttributeError, IndexError, KeyError, TypeError) as err:  # a workflow-shaped body with odd entries
+        log.info("AnimateFlow: /animateflow/migrate could not read a workflow", exc_info=True)
+        return web.json_response({"error": f"AnimateFlow migration: this workflow has an entry the converter cannot "
+                                           f"read ({type(err).__name__}: {err}); save it again from the editor "
+                                           f"it was made in"}, status=400)
     nodes = widget_values_by_node(converted, report) if isinstance(converted.get("nodes"), list) else {}
     return web.json_response({"workflow": converted, "report": report.as_dict(), "lines": report.lines(),
                               "nodes": nodes})

@@ -344,6 +344,11 @@ def test_cli_refuses_bad_input(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
     assert _cli(str(bad)).returncode == 2
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"nodes": [1, {"id": 2, "type": "VHS_VideoCombine", "inputs": "x"}]}), encoding="utf-8")
+    result = _cli(str(odd))
+    assert result.returncode == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "odd.animateflow.json").exists()
     good = tmp_path / "good.json"
     good.write_text(json.dumps(_api_workflow()), encoding="utf-8")
     before = good.read_text()

@@ -81,6 +81,10 @@ def test_editor_endpoint_gives_each_replaced_node_its_values(server):
     with pytest.raises(urllib.error.HTTPError) as refused:
         server.request("/animateflow/migrate", {"hello": 1})
     assert refused.value.code == 400 and "not a ComfyUI workflow" in refused.value.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as odd:
+        server.request("/animateflow/migrate", {"nodes": [1, {"id": 2, "type": "VHS_VideoCombine",
+                                                              "inputs": "x"}], "links": [None]})
+    assert odd.value.code == 400 and "cannot read" in odd.value.read().decode()
     assert server.object_info()
 
 
