@@ -9,8 +9,8 @@ of any kind, often only the inputs that differ from the defaults). Every node of
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from collections.abc import Callable, Container
+from dataclasses import dataclass, field
 from typing import Any
 
 from .rule import Context, Rule
@@ -142,7 +142,7 @@ def _widget_type(value: Any) -> str:
 
 # --- the editor's UI format -------------------------------------------------------------------------------------
 
-class _Links:
+class Links:
     """A graph's links, stored as [id, origin, origin_slot, target, target_slot, type] lists or as dicts."""
 
     FIELDS = ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")
@@ -154,6 +154,11 @@ class _Links:
 
     def get(self, link, name: str):
         return link[name] if isinstance(link, dict) else link[self.FIELDS.index(name)]
+
+    def origin(self, link_id) -> tuple[Any, Any] | None:
+        """(sending node id, its output slot) of a link, None for an unknown link."""
+        link = self.by_id.get(link_id)
+        return None if link is None else (self.get(link, "origin_id"), self.get(link, "origin_slot"))
 
     def type_of(self, link_id) -> str | None:
         link = self.by_id.get(link_id)
@@ -186,7 +191,7 @@ class _Links:
                     inp["link"] = None
 
 
-def _rename_primitive_widget(links: _Links, nodes: dict, link_id, name: str) -> None:
+def _rename_primitive_widget(links: Links, nodes: dict, link_id, name: str) -> None:
     """A Primitive node driving a widget names it on its output; keep that name in step with ours."""
     link = links.by_id.get(link_id)
     origin = nodes.get(links.get(link, "origin_id")) if link is not None else None
@@ -196,14 +201,13 @@ def _rename_primitive_widget(links: _Links, nodes: dict, link_id, name: str) -> 
         outputs[slot]["widget"]["name"] = name
 
 
-def _convert_ui_node(node: dict, rule: Rule, links: _Links, nodes: dict, report: NodeReport) -> list:
+def _convert_ui_node(node: dict, rule: Rule, links: Links, nodes: dict, report: NodeReport) -> list:
     """Rewrite one node in place; returns the ids of links that no longer have an end."""
     target = TARGETS[rule.target]
     saved, notes = read_widgets(rule, node.get("widgets_values"))
     old_inputs = [i for i in node.get("inputs") or [] if i.get("link") is not None]
-    connected = {rule.aliases.get(i["name"], i["name"]) for i in old_inputs}
     link_types = {rule.aliases.get(i["name"], i["name"]): links.type_of(i["link"]) for i in old_inputs}
-    ctx = translate(rule, saved, connected, link_types)
+    ctx = translate(rule, saved, set(link_types), link_types)
     report.notes.extend(notes + ctx.notes)
     dropped = []
     inputs = [{"name": name, "type": kind, "link": None} for name, kind in target.sockets]
@@ -249,7 +253,7 @@ def _convert_ui_node(node: dict, rule: Rule, links: _Links, nodes: dict, report:
 
 def _convert_graph(graph: dict, report: Report, scope: str, installed: Container[str]) -> None:
     nodes = {node.get("id"): node for node in graph.get("nodes") or []}
-    links = _Links(graph)
+    links = Links(graph)
     dropped = []
     for node_id, node in nodes.items():
         kind = node.get("type", "")

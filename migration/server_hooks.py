@@ -8,7 +8,8 @@ out) is what runs, on old hosts too. Node types the host has (their pack install
 The editor's Replace (0.14+) copies widget values by position only, and VideoHelperSuite saves its values by name,
 so Replace alone gives its nodes our defaults. `POST /animateflow/migrate` converts a workflow with the same table
 and says, per replaced node, our widget values and where its links come from; web/migration_values.js sets them
-on the nodes the editor's Replace creates. Registered through host/server.py: in-process (tests, benchmarks) nothing is registered.
+on the nodes the editor's Replace creates. Registered through host/server.py: in-process (tests, benchmarks)
+nothing is registered.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 from typing import Any
 
 from ..host import server as host_server
-from .convert import Report, convert_api, convert_workflow
+from .convert import Links, Report, convert_api, convert_workflow
 from .table import RULES
 from .targets import TARGETS
 
@@ -63,25 +64,18 @@ def widget_values_by_node(converted: dict, report: Report) -> dict[str, dict[str
     by name, and where each of its links comes from. Widgets without a fixed default that the converter left empty
     (a file list) are left out, so the editor keeps what it shows. Links matter where the converter reads one
     differently from the editor's fixed input mapping (latents arriving on VideoHelperSuite's `images`)."""
-    replaced = {n.node_id: n.new_type for n in report.converted}
-    senders = {}
-    for link in converted.get("links") or []:
-        if isinstance(link, list) and len(link) >= 3:
-            senders[link[0]] = link[1:3]
-        elif isinstance(link, dict):
-            senders[link.get("id")] = [link.get("origin_id"), link.get("origin_slot")]
+    replaced = {n.node_id: n for n in report.converted}
+    links = Links(converted)
     values: dict[str, dict[str, Any]] = {}
     for node in converted.get("nodes") or []:
-        node_id = str(node.get("id"))
-        kind = replaced.get(node_id)
-        if kind is None or node.get("type") != kind:
+        entry = replaced.get(str(node.get("id")))
+        if entry is None or node.get("type") != entry.new_type:
             continue
         saved = node.get("widgets_values") or []
-        widgets = {name: value for (name, default), value in zip(TARGETS[kind].widgets, saved)
+        widgets = {name: value for (name, default), value in zip(TARGETS[entry.new_type].widgets, saved)
                    if not (default is None and value == "")}
-        links = {i["name"]: senders[i["link"]] for i in node.get("inputs") or [] if i.get("link") in senders}
-        values[node_id] = {"type": kind, "widgets": widgets, "links": links,
-                           "notes": next(n.notes for n in report.converted if n.node_id == node_id)}
+        senders = {i["name"]: links.origin(i["link"]) for i in node.get("inputs") or [] if i.get("link") in links.by_id}
+        values[entry.node_id] = {"type": entry.new_type, "widgets": widgets, "links": senders, "notes": entry.notes}
     return values
 
 

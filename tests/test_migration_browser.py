@@ -74,7 +74,8 @@ def test_ade_and_vhs_workflow_replaces_keeps_its_settings_queues_and_renders(ser
         try:
             page = _open_and_replace(browser, server, workflow)
             nodes = page.evaluate(NODES)
-            notes = page.locator("[data-testid=toast], .p-toast-message", has_text="settings without an equivalent here")
+            notes = page.locator("[data-testid=toast], .p-toast-message",
+                                 has_text="settings without an equivalent here")
             notes.first.wait_for(timeout=10_000)
             toast = notes.first.inner_text()
             page.evaluate("async () => { await app.queuePrompt(0, 1); }")
