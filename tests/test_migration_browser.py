@@ -31,9 +31,9 @@ def _require_replacements() -> None:
         pytest.skip("this host has no node replacements (ComfyUI 0.14+)")
 
 
-def _open_and_replace(browser, server, workflow: dict):
+def _open_and_replace(browser, server, workflow: dict, vue_nodes: bool | None = None):
     """Load the workflow as a user drops it in, open the issues panel from the error overlay, Replace All."""
-    page = open_editor(browser, server)
+    page = open_editor(browser, server, vue_nodes=vue_nodes)
     page.evaluate("async (wf) => { await app.loadGraphData(wf); }", workflow)
     page.locator("[data-testid=error-overlay-see-errors]").click(timeout=60_000)
     page.get_by_role("button", name="Replace All").click(timeout=30_000)
@@ -108,15 +108,17 @@ def test_ade_and_vhs_workflow_replaces_keeps_its_settings_queues_and_renders(ser
         path.unlink()
 
 
-def test_published_workflow_keeps_its_values_where_its_other_packs_stay_missing(server):
-    """tests/migration_workflows/marsh000596_wf2.json as published: other packs' nodes stay missing, ours replace
-    the leading pack's and VideoHelperSuite's with their values and links."""
+@pytest.mark.parametrize("mode", ["classic", "vue"])
+def test_published_workflow_keeps_its_values_where_its_other_packs_stay_missing(server, mode):
+    """tests/migration_workflows/marsh000596_wf2.json as published, with the editor's nodes drawn on the canvas and
+    as Vue components: other packs' nodes stay missing, ours replace the leading pack's and VideoHelperSuite's with
+    their values and links."""
     _require_replacements()
     workflow = json.loads((WORKFLOWS / "marsh000596_wf2.json").read_text(encoding="utf-8"))
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
-            page = _open_and_replace(browser, server, workflow)
+            page = _open_and_replace(browser, server, workflow, vue_nodes=mode == "vue")
             page.wait_for_function("() => app.graph.getNodeById(35)?.widgets?.find(w => w.name === 'folder')"
                                    "?.value === '3d'", timeout=10_000)
             nodes = page.evaluate(NODES)
