@@ -37,11 +37,17 @@ def workflow(node_info: dict, prefix: str) -> dict:
     }
 
 
+# The facts once their layout has settled (the same boxes for 300 ms): the editor places a new DOM widget on its
+# next canvas draw, and until then the text wraps in an element that has no width yet.
 INFO_STATE = """() => {
     const info = document.querySelector('.animateflow-preview .animateflow-info');
     const media = document.querySelector('.animateflow-preview video, .animateflow-preview img');
     if (!info || !media || !info.textContent) return false;
     const box = info.getBoundingClientRect(), mediaBox = media.getBoundingClientRect();
+    const key = JSON.stringify([box, mediaBox, info.textContent]);
+    const last = window.animateflowInfoLayout;
+    if (!last || last.key !== key) { window.animateflowInfoLayout = {key, since: performance.now()}; return false; }
+    if (performance.now() - last.since < 300) return false;
     return {lines: [...info.children].map((row) => row.textContent), visible: info.checkVisibility(),
             width: box.width, height: box.height, below: box.top >= mediaBox.bottom - 1};
 }"""
