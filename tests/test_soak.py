@@ -1,4 +1,4 @@
-"""Soak: 30 mixed prompts through the HTTP API at tiny sizes (issue 7, "Leaks and load").
+"""Soak: 30 mixed prompts through the HTTP API at tiny sizes (32x32 px) (issue 7, "Leaks and load").
 
 Five kinds cycle (txt2vid on v2, v1 in context windows, v2 with a motion LoRA, img2vid through
 Latent Init Blend, v2 in static FreeNoise windows), each ending in Video Combine with a different set
@@ -27,6 +27,7 @@ OUTPUT = BASE_DIR / "output"
 TEMP = BASE_DIR / "temp"
 PREFIX = "soak"
 PROMPTS = 30
+SIZE = 32  # px: the smallest the UNet takes (a 4x4 latent); the soak is about load, not pixels
 WARMUP = 5
 FORMATS = ("save_gif", "save_mp4", "save_webm", "save_png", "save_txt")
 
@@ -54,7 +55,7 @@ def _graph(i: int, files: dict) -> dict:
         "4": {"class_type": "AnimateFlow_ApplyMotionModule",
               "inputs": {"model": ["1", 0], "motion_module": ["2", 0], "motion_scale": 1.0, "beta_schedule": "auto"}},
         "5": {"class_type": "CLIPTextEncode", "inputs": {"text": "a boat on a lake", "clip": ["1", 1]}},
-        "6": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": frames}},
+        "6": {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": frames}},
         "7": {"class_type": "KSampler",
               "inputs": {"model": ["4", 0], "seed": i, "steps": 1, "cfg": 1.0, "sampler_name": "euler",
                          "scheduler": "normal", "positive": ["5", 0], "negative": ["5", 0], "latent_image": ["6", 0],
@@ -75,7 +76,7 @@ def _graph(i: int, files: dict) -> dict:
                    "inputs": {"context_stride": 1, "closed_loop": False, "fuse_method": "pyramid", **kind["context"]}}
         g["4"]["inputs"]["context_options"] = ["11", 0]
     if kind.get("img2vid"):
-        g["12"] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1,
+        g["12"] = {"class_type": "EmptyImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1,
                                                           "color": 0x204060 + i}}
         g["13"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["12", 0], "vae": ["1", 2]}}
         g["14"] = {"class_type": "AnimateFlow_LatentInitBlend",
@@ -103,7 +104,7 @@ def _check_outputs(i: int, entry: dict, files: dict) -> None:
     expected = kind["frames"] * 2 if kind.get("reverse") else kind["frames"]
     latent = entry["outputs"]["10"]["latents"][0]
     samples = safetensors.torch.load_file(str(OUTPUT / latent["subfolder"] / latent["filename"]))["latent_tensor"]
-    assert samples.shape == (kind["frames"], 4, 8, 8) and torch.isfinite(samples).all(), i
+    assert samples.shape == (kind["frames"], 4, SIZE // 8, SIZE // 8) and torch.isfinite(samples).all(), i
     items = entry["outputs"]["9"].get("animateflow", [])
     previews = [item for item in items if item["role"] != "poster"]
     assert [item["role"] for item in items if item["role"] == "poster"] == ["poster"], (i, items)
@@ -118,11 +119,11 @@ def _check_outputs(i: int, entry: dict, files: dict) -> None:
             assert _video_frames(path) == expected, path
         elif path.suffix == ".gif":
             with Image.open(path) as gif:
-                assert gif.size == (64, 64) and gif.n_frames >= 1, path
+                assert gif.size == (SIZE, SIZE) and gif.n_frames >= 1, path
         elif path.suffix == ".png":
             with Image.open(path) as png:
                 png.load()
-                assert png.size == (64, 64), path
+                assert png.size == (SIZE, SIZE), path
         elif path.suffix == ".txt":
             assert f"{expected}" in path.read_text(), path
     if "save_png" in kind["formats"]:
