@@ -13,7 +13,7 @@ from scripts import comfy_host, fixtures, workflows
 
 EXAMPLES = REPO_ROOT / "example_workflows"
 API_FILES = sorted((EXAMPLES / "api").glob("*.json"))
-QUICK = {"size": 64, "frames": 24, "video_frames": 8, "steps": 1}
+QUICK = {"size": 32, "frames": 24, "video_frames": 8, "steps": 1}
 # Frames of the written videos where they do not follow the latent batch: Latent Init Blend's and Load Video's
 # QUICK["video_frames"], the inpainting folder's 6 images, and the boomerang's 16 forward + 14 back (its turn and
 # its return to the first frame dropped).
