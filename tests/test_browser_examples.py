@@ -12,7 +12,7 @@ import json
 import os
 
 import pytest
-from test_browser_preview import NODE_BOX, editor, editors_fixture, inside, screenshot  # noqa: F401 (fixtures)
+from test_browser_preview import NODE_BOX, editor, editors_fixture, inside, screenshot, settled  # noqa: F401 (fixtures)
 from test_examples import API_FILES, EXAMPLES, _defaults_filled
 
 from scripts import workflows
@@ -122,10 +122,10 @@ def test_load_video_uploads_and_previews(editor, server, inputs, tmp_path):
         arg=upload.name, timeout=30_000).json_value()
     assert size == [96, 96]
     fit_view(page)
-    preview = page.evaluate(f"""(name) => {{ const v = [...document.querySelectorAll('video')]
+    preview = settled(page, """(name) => { const v = [...document.querySelectorAll('video')]
         .find(v => (v.src || '').includes(name)); const r = v.getBoundingClientRect();
-        return {{left: r.left, top: r.top, right: r.right, bottom: r.bottom}}; }}""", upload.name)
-    assert inside(preview, page.evaluate(NODE_BOX, node)), "the preview is drawn inside Load Video"
+        return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; }""", upload.name)
+    assert inside(preview, settled(page, NODE_BOX, node)), "the preview is drawn inside Load Video"
     screenshot(page, "load_video_upload")
 
 

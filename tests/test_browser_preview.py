@@ -180,6 +180,20 @@ ELEMENT_BOX = """(selector) => { const e = document.querySelector(selector); if 
     const r = e.getBoundingClientRect(); return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; }"""
 
 
+def settled(page, expression: str, arg=None, quiet_ms: int = 300, timeout_ms: int = 10_000):
+    """An expression's value once it stays the same for `quiet_ms`: the editor places DOM widgets on its next
+    draws, so a box read straight after a change can still be on its way."""
+    last, waited = page.evaluate(expression, arg), 0
+    while waited < timeout_ms:
+        page.wait_for_timeout(quiet_ms)
+        waited += quiet_ms
+        value = page.evaluate(expression, arg)
+        if value == last:
+            return value
+        last = value
+    return last
+
+
 def inside(inner: dict, outer: dict, slack: float = 2.0) -> bool:
     return (inner["left"] >= outer["left"] - slack and inner["top"] >= outer["top"] - slack
             and inner["right"] <= outer["right"] + slack and inner["bottom"] <= outer["bottom"] + slack)
@@ -272,9 +286,8 @@ def test_preview_plays_on_the_node_after_queueing(editor, server):
         timeout=60_000).json_value()
     assert (state["w"], state["h"]) == (64, 64)
     assert state["d"] == pytest.approx(1.0, abs=0.05) and state["playable"] != ""
-    page.wait_for_timeout(500)
     # It looks right: the video is drawn on its node, at a useful size, not squashed to nothing.
-    node, media = page.evaluate(NODE_BOX, 2), page.evaluate(ELEMENT_BOX, ".animateflow-preview video")
+    node, media = settled(page, NODE_BOX, 2), settled(page, ELEMENT_BOX, ".animateflow-preview video")
     assert inside(media, node), (media, node)
     assert media["bottom"] - media["top"] > 100 and media["right"] - media["left"] > 100, media
     screenshot(page, "video_combine_preview")
@@ -287,7 +300,7 @@ def test_preview_plays_on_the_node_after_queueing(editor, server):
                    return i && i.complete && i.naturalWidth > 0 && i.src.includes('.gif') &&
                           [i.naturalWidth, i.naturalHeight]; }""", timeout=60_000).json_value()
     assert size == [64, 64]
-    assert inside(page.evaluate(ELEMENT_BOX, ".animateflow-preview img"), page.evaluate(NODE_BOX, 2))
+    assert inside(settled(page, ELEMENT_BOX, ".animateflow-preview img"), settled(page, NODE_BOX, 2))
     screenshot(page, "video_combine_preview_gif")
 
 

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 from test_browser_preview import (ELEMENT_BOX, NODE, NODE_BOX, editor, editors, inside,  # noqa: F401 (fixtures)
-                                  screenshot, widget_values)
+                                  screenshot, settled, widget_values)
 
 pytestmark = [pytest.mark.host, pytest.mark.browser]
 
@@ -70,8 +70,8 @@ def test_info_text_is_drawn_and_the_preview_returns_on_reopen(editor, server):
     assert any(line.startswith(gifsicle) for line in state["lines"][1:]), state["lines"]
     assert state["visible"] and state["width"] > 50 and state["height"] >= 2 * 14 and state["below"], state
     # On the node, and not cut off by it: every line of the info text is inside the node's box.
-    assert inside(page.evaluate(ELEMENT_BOX, ".animateflow-preview .animateflow-info"),
-                  page.evaluate(NODE_BOX, NODE_ID)), "the info text spills out of the node"
+    assert inside(settled(page, ELEMENT_BOX, ".animateflow-preview .animateflow-info"),
+                  settled(page, NODE_BOX, NODE_ID)), "the info text spills out of the node"
     screenshot(page, "video_combine_info")
 
     saved = page.evaluate("() => JSON.parse(JSON.stringify(app.graph.serialize()))")
