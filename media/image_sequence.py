@@ -4,13 +4,15 @@ That layout is a folder with `image/` (the frames) and `mask/` (one mask per fra
 Frames sort naturally (frame2 before frame10) since exporters rarely zero-pad. The batch is allocated once and
 filled file by file, so memory stays close to the output tensors. Every frame is a file of its own that may be a
 link, so each one goes through the caller's path check (links leading outside the allowed folders are refused), and
-the file opened is the link's resolved target, the one that was checked.
+the file opened is the link's resolved target, the one that was checked. A `Selection` picks which frames load
+(skip, every nth, cap, in VideoHelperSuite's order) before any is decoded, the masks in step with the frames.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,23 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .read_errors import MediaReadError, reading
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which frames of the sorted folder load: the first `skip_first` are skipped, then every `every_nth` is kept,
+    then at most `cap` (0: all). VideoHelperSuite's Load Images applies its three settings in this order."""
+    skip_first: int = 0
+    every_nth: int = 1
+    cap: int = 0
+
+    def __post_init__(self) -> None:
+        if self.skip_first < 0 or self.every_nth < 1 or self.cap < 0:
+            raise ValueError(f"a frame selection needs skip_first >= 0, every_nth >= 1 and cap >= 0, not {self}")
+
+    def apply(self, items: list) -> list:
+        picked = items[self.skip_first::self.every_nth]
+        return picked[:self.cap] if self.cap else picked
 
 
 def natural_key(name: str) -> list:
@@ -55,29 +74,35 @@ def _fill(files: list[Path], mode: str, out: torch.Tensor, reference: Path) -> N
         out[i].copy_(torch.from_numpy(np.array(img))).div_(255.0)
 
 
-def load_image_sequence(folder: Path, check_path: Callable[[Path], Path] = Path.resolve
-                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def load_image_sequence(folder: Path, check_path: Callable[[Path], Path] = Path.resolve,
+                        selection: Selection = Selection()) -> tuple[torch.Tensor, torch.Tensor | None]:
     """IMAGE [B,H,W,3] and, with `image/` + `mask/` subfolders, MASK [B,H,W] (else None), both 0..1.
 
-    `check_path` maps each listed file to the real path to open, or raises when it is not allowed.
+    `check_path` maps each listed file to the real path to open, or raises when it is not allowed. Only the frames
+    `selection` picks are decoded.
     """
     image_dir, mask_dir = folder / "image", folder / "mask"
     layout = image_dir.is_dir() and mask_dir.is_dir()
-    frames = list_images(image_dir if layout else folder, check_path)
-    if not frames:
-        where = image_dir if layout else folder
+    where = image_dir if layout else folder
+    listed = list_images(where, check_path)
+    if not listed:
         raise MediaReadError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {where}")
+    masks = list_images(mask_dir, check_path) if layout else []
+    if layout and len(masks) != len(listed):
+        raise MediaReadError(
+            f"{mask_dir} has {len(masks)} masks but {image_dir} has {len(listed)} images: "
+            "give exactly one mask per frame"
+        )
+    frames = selection.apply(listed)
+    if not frames:
+        raise MediaReadError(f"the {len(listed)} images in folder {where} are all skipped: skip fewer than "
+                             f"{selection.skip_first} frames")
     width, height = _open(frames[0], "RGB").size
     images = torch.empty((len(frames), height, width, 3), dtype=torch.float32)
     _fill(frames, "RGB", images, frames[0])
     if not layout:
         return images, None
-    masks = list_images(mask_dir, check_path)
-    if len(masks) != len(frames):
-        raise MediaReadError(
-            f"{mask_dir} has {len(masks)} masks but {image_dir} has {len(frames)} images: "
-            "give exactly one mask per frame"
-        )
+    masks = selection.apply(masks)
     mask = torch.empty((len(frames), height, width), dtype=torch.float32)
     _fill(masks, "L", mask, frames[0])
     return images, mask

@@ -60,7 +60,8 @@ TARGETS: dict[str, Target] = {t.node: t for t in (
     Target("AnimateFlow_LoadVideo", (("video", None), *_LOAD_VIDEO_OPTIONS), (("vae", "VAE"),), _LOAD_VIDEO_OUTPUTS),
     Target("AnimateFlow_LoadVideoPath", (("video_path", ""), *_LOAD_VIDEO_OPTIONS), (("vae", "VAE"),),
            _LOAD_VIDEO_OUTPUTS),
-    Target("AnimateFlow_LoadImageSequence", (("folder", ""),), (),
+    Target("AnimateFlow_LoadImageSequence",
+           (("folder", ""), ("frame_load_cap", 0), ("skip_first_frames", 0), ("select_every_nth", 1)), (),
            (("images", "IMAGE"), ("masks", "MASK"), ("count", "INT"))),
     Target("EmptyLatentImage", (("width", 512), ("height", 512), ("batch_size", 1)), (), (("LATENT", "LATENT"),)),
     # The combined nodes (nodes/migration_nodes.py): one of ours for each of theirs that does two things.

@@ -32,8 +32,6 @@ def _video_loader(ctx: Context) -> None:
 
 
 def _image_folder(ctx: Context) -> None:
-    for name, default in (("image_load_cap", 0), ("skip_first_images", 0), ("select_every_nth", 1)):
-        ctx.unless_default(name, default, "every image in the folder is loaded")
     if "meta_batch" in ctx.connected:
         ctx.warn("meta_batch: the Meta Batch Manager has no equivalent here; the link is removed")
 
@@ -80,7 +78,8 @@ def _image_folder_rule(old: str) -> Rule:
                  ("directory", "image_load_cap", "skip_first_images", "select_every_nth"),
                  ("directory", "image_load_cap", "skip_first_images")),
         defaults={"directory": "", "image_load_cap": 0, "skip_first_images": 0, "select_every_nth": 1},
-        copy={"directory": "folder"},
+        copy={"directory": "folder", "image_load_cap": "frame_load_cap", "skip_first_images": "skip_first_frames",
+              "select_every_nth": "select_every_nth"},
         links={"meta_batch": None},
         outputs={0: 0, 1: 1, 2: 2},
         ui_only=frozenset({"choose folder to upload", "videopreview"}),

@@ -201,14 +201,23 @@ class LoadImageSequence(io.ComfyNode):
             **search_aliases("Load Images", "Load Images (Path)", "image sequence"),
             display_name=display_name("Load Image Sequence"),
             category=CATEGORY,
-            description="Loads a folder of frames in natural order. A folder with image/ and mask/ subfolders "
-            "(the original extension's video-inpainting layout) also gives one mask per frame.",
+            description="Loads a folder of frames in natural order, or a part of it (skip, every nth, cap). A folder "
+            "with image/ and mask/ subfolders (the original extension's video-inpainting layout) also gives one mask "
+            "per frame.",
             inputs=[
                 io.String.Input(
                     "folder", default="",
                     tooltip=f"Folder of images, relative to ComfyUI's input folder, or absolute inside a folder "
                     f"allowed by {paths.ALLOW_ENV}.",
                 ),
+                # Optional: API prompts saved before these inputs existed name only the folder.
+                io.Int.Input("frame_load_cap", default=0, min=0, max=100000, optional=True,
+                             tooltip="Load at most this many frames (after skipping and selecting); 0 loads them "
+                                     "all."),
+                io.Int.Input("skip_first_frames", default=0, min=0, max=100000, optional=True,
+                             tooltip="Frames to skip at the start of the sorted folder."),
+                io.Int.Input("select_every_nth", default=1, min=1, max=1000, optional=True,
+                             tooltip="Keep every nth frame after the skipped ones (1 keeps all); masks follow."),
             ],
             outputs=[
                 io.Image.Output("images", display_name="images",
@@ -220,11 +229,14 @@ class LoadImageSequence(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, folder: str) -> io.NodeOutput:
+    def execute(cls, folder: str, frame_load_cap: int = 0, skip_first_frames: int = 0,
+                select_every_nth: int = 1) -> io.NodeOutput:
         where = "Load Image Sequence: folder"
         path = paths.resolve_input_path(folder, where, kind="folder")
         try:
-            images, masks = image_sequence.load_image_sequence(path, lambda p: paths.check_allowed(p, where))
+            selection = image_sequence.Selection(skip_first_frames, select_every_nth, frame_load_cap)
+            images, masks = image_sequence.load_image_sequence(path, lambda p: paths.check_allowed(p, where),
+                                                               selection)
         except ValueError as err:
             raise _named(where, err) from err
         if masks is None:
@@ -232,7 +244,7 @@ class LoadImageSequence(io.ComfyNode):
         return io.NodeOutput(images, masks, images.shape[0])
 
     @classmethod
-    def fingerprint_inputs(cls, folder: str):
+    def fingerprint_inputs(cls, folder: str, **selection):
         return _changed(folder, kind="folder")
 
 

@@ -214,7 +214,7 @@ def main() -> int:
     args = parser.parse_args()
     from scripts import comfy_host
 
-    with comfy_host.ComfyServer(args.base) as client:
+    with comfy_host.ComfyServer(args.base.resolve()) as client:
         info = client.object_info()
     for api_path in sorted((EXAMPLES / "api").glob("*.json")):
         ui_path = EXAMPLES / api_path.name

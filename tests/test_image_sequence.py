@@ -81,3 +81,29 @@ def test_errors_name_the_folder_or_file(folder, tmp_path, monkeypatch):
         call_node(NODE, folder=str(tmp_path))
     monkeypatch.setenv("ANIMATEFLOW_ALLOW_PATHS", str(tmp_path))
     assert call_node(NODE, folder=str(tmp_path))[2] == 1
+
+
+def test_selection_is_skip_then_every_nth_then_cap():
+    """VideoHelperSuite's Load Images order (its workflows convert to these inputs), over the whole small space."""
+    items = list(range(13))
+    for skip in range(15):
+        for nth in range(1, 6):
+            for cap in range(6):
+                picked = image_sequence.Selection(skip, nth, cap).apply(items)
+                expected = items[skip:][::nth]
+                assert picked == (expected[:cap] if cap else expected), (skip, nth, cap)
+    with pytest.raises(ValueError, match="every_nth >= 1"):
+        image_sequence.Selection(every_nth=0)
+
+
+def test_a_part_of_the_folder_loads_with_its_masks(folder):
+    for i in range(10):
+        write(folder / "image" / f"f{i}.png", 10 + i)
+        write(folder / "mask" / f"m{i}.png", 25 * i, mode="L")
+    images, masks, count = call_node(NODE, folder=folder.name, skip_first_frames=1, select_every_nth=3,
+                                     frame_load_cap=2)
+    assert count == 2 and images.shape == (2, 12, 20, 3) and masks.shape == (2, 12, 20)
+    assert images[:, 0, 0, 0].mul(255).round().int().tolist() == [11, 14]
+    assert masks[:, 0, 0].mul(255).round().int().tolist() == [25, 100]
+    with pytest.raises(ValueError, match=r"Load Image Sequence: folder: the 10 images .* all skipped: skip fewer"):
+        call_node(NODE, folder=folder.name, skip_first_frames=10)

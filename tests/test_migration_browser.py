@@ -134,7 +134,7 @@ def test_published_workflow_keeps_its_values_where_its_other_packs_stay_missing(
             context["widgets"]["fuse_method"], context["widgets"]["schedule"]) == (16, 4, "flat", "looped")
     assert loader["inputs"]["context_options"] is not None and loader["inputs"]["model"] is not None
     assert nodes["35"]["type"] == "AnimateFlow_LoadImageSequence"
-    assert nodes["35"]["widgets"]["folder"] == "3d"
+    assert (nodes["35"]["widgets"]["folder"], nodes["35"]["widgets"]["frame_load_cap"]) == ("3d", 48)
     assert nodes["36"]["type"] == "AnimateFlow_VideoCombine"
     assert (nodes["36"]["widgets"]["save_mp4"], nodes["36"]["widgets"]["save_gif"]) == (True, False)
     assert nodes["18"]["type"] == "LineArtPreprocessor"  # another pack's: left for the user to install

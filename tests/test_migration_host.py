@@ -76,7 +76,8 @@ def test_editor_endpoint_gives_each_replaced_node_its_values(server):
     assert (nodes["36"]["widgets"]["save_mp4"], nodes["36"]["widgets"]["save_gif"]) == (True, False)
     assert nodes["36"]["widgets"]["filename_prefix"] == "aaa_readme_cn"
     assert nodes["35"]["widgets"]["folder"] == "3d"
-    assert any("image_load_cap" in note for note in nodes["35"]["notes"])
+    assert (nodes["35"]["widgets"]["frame_load_cap"], nodes["35"]["widgets"]["select_every_nth"]) == (48, 1)
+    assert nodes["35"]["notes"] == []
     assert answer["workflow"]["nodes"] and answer["lines"][0].startswith("Replaced 4 node(s)")
     with pytest.raises(urllib.error.HTTPError) as refused:
         server.request("/animateflow/migrate", {"hello": 1})
