@@ -1,6 +1,7 @@
 """A folder of frames → IMAGE batch, plus a MASK batch for the original extension's video-inpainting layout.
 
-That layout is a folder with `image/` (the frames) and `mask/` (one mask per frame, white = repaint) subfolders.
+That layout is a folder with `image/` (the frames) and `mask/` (one mask per frame, white = repaint) subfolders;
+a plain folder's masks come from the frames' transparency, as ComfyUI's Load Image makes them.
 Frames sort naturally (frame2 before frame10) since exporters rarely zero-pad. The batch is allocated once and
 filled file by file, so memory stays close to the output tensors. Every frame is a file of its own that may be a
 link, so each one goes through the caller's path check (links leading outside the allowed folders are refused), and
@@ -53,30 +54,44 @@ def list_images(folder: Path, check_path: Callable[[Path], Path] = Path.resolve)
 
 
 def _open(path: Path, mode: str) -> Image.Image:
+    """The image in `mode`; "RGBA" asks for the alpha channel and gives RGB when the file has no transparency."""
     with reading(path, "image", "re-save it as PNG"):
         try:
             with Image.open(path) as img:
-                return ImageOps.exif_transpose(img).convert(mode)
+                img = ImageOps.exif_transpose(img)
+                if mode == "RGBA" and "A" not in img.getbands() and "transparency" not in img.info:
+                    mode = "RGB"
+                return img.convert(mode)
         except (UnidentifiedImageError, OSError) as err:
             raise MediaReadError(f"cannot read image {path}: not an image or corrupt ({err})") from err
 
 
-def _fill(files: list[Path], mode: str, out: torch.Tensor, reference: Path) -> None:
-    """Decode each file straight into its slot of `out` ([B,H,W,3] or [B,H,W]); sizes must match `reference`."""
+def _fill(files: list[Path], mode: str, out: torch.Tensor, reference: Path,
+          alpha_masks: torch.Tensor | None = None) -> None:
+    """Decode each file straight into its slot of `out` ([B,H,W,3] or [B,H,W]); sizes must match `reference`.
+
+    With `alpha_masks` ([B,H,W] zeros), a frame with transparency writes 1 - alpha into its slot there: the mask
+    ComfyUI's Load Image and VideoHelperSuite's Load Images make of it.
+    """
     size = (out.shape[2], out.shape[1])
     for i, path in enumerate(files):
-        img = _open(path, mode)
+        img = _open(path, "RGBA" if alpha_masks is not None else mode)
         if img.size != size:
             raise MediaReadError(
                 f"image {path} is {img.size[0]}x{img.size[1]} but {reference} is {size[0]}x{size[1]}: "
                 "every frame (and mask) of a sequence must have the same size"
             )
-        out[i].copy_(torch.from_numpy(np.array(img))).div_(255.0)
+        pixels = torch.from_numpy(np.array(img))
+        if img.mode == "RGBA":
+            alpha_masks[i].copy_(pixels[..., 3]).div_(-255.0).add_(1.0)
+            pixels = pixels[..., :3]
+        out[i].copy_(pixels).div_(255.0)
 
 
 def load_image_sequence(folder: Path, check_path: Callable[[Path], Path] = Path.resolve,
-                        selection: Selection = Selection()) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """IMAGE [B,H,W,3] and, with `image/` + `mask/` subfolders, MASK [B,H,W] (else None), both 0..1.
+                        selection: Selection = Selection()) -> tuple[torch.Tensor, torch.Tensor]:
+    """IMAGE [B,H,W,3] and MASK [B,H,W], both 0..1: the masks from `mask/` with `image/` + `mask/` subfolders,
+    else from the frames' transparency (1 - alpha; 0 for a frame without).
 
     `check_path` maps each listed file to the real path to open, or raises when it is not allowed. Only the frames
     `selection` picks are decoded.
@@ -99,9 +114,11 @@ def load_image_sequence(folder: Path, check_path: Callable[[Path], Path] = Path.
                              f"{selection.skip_first} frames")
     width, height = _open(frames[0], "RGB").size
     images = torch.empty((len(frames), height, width, 3), dtype=torch.float32)
-    _fill(frames, "RGB", images, frames[0])
     if not layout:
-        return images, None
+        alpha_masks = torch.zeros((len(frames), height, width), dtype=torch.float32)
+        _fill(frames, "RGB", images, frames[0], alpha_masks)
+        return images, alpha_masks
+    _fill(frames, "RGB", images, frames[0])
     masks = selection.apply(masks)
     mask = torch.empty((len(frames), height, width), dtype=torch.float32)
     _fill(masks, "L", mask, frames[0])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from comfy_api.latest import io
 
 from ..host import execution, folders
@@ -223,7 +222,8 @@ class LoadImageSequence(io.ComfyNode):
                 io.Image.Output("images", display_name="images",
                                 tooltip="The frames, sorted naturally (frame2 before frame10)."),
                 io.Mask.Output("masks", display_name="masks",
-                               tooltip="One mask per frame from mask/ (white = repaint); all 0 without it."),
+                               tooltip="One mask per frame from mask/ (white = repaint); without mask/, 1 - each frame's "
+                                       "alpha (0 for frames without transparency), as Load Image makes it."),
                 io.Int.Output("count", display_name="count", tooltip="How many frames were loaded."),
             ],
         )
@@ -239,8 +239,6 @@ class LoadImageSequence(io.ComfyNode):
                                                                selection)
         except ValueError as err:
             raise _named(where, err) from err
-        if masks is None:
-            masks = torch.zeros(images.shape[:3], dtype=torch.float32)
         return io.NodeOutput(images, masks, images.shape[0])
 
     @classmethod

@@ -107,3 +107,24 @@ def test_a_part_of_the_folder_loads_with_its_masks(folder):
     assert masks[:, 0, 0].mul(255).round().int().tolist() == [25, 100]
     with pytest.raises(ValueError, match=r"Load Image Sequence: folder: the 10 images .* all skipped: skip fewer"):
         call_node(NODE, folder=folder.name, skip_first_frames=10)
+
+
+def test_plain_folder_masks_are_the_frames_transparency(folder):
+    """Without mask/, each frame's mask is 1 - its alpha, as ComfyUI's Load Image (Pillow path) and
+    VideoHelperSuite's Load Images make it, and 0 where a frame has no transparency: RGBA, LA, a palette with a
+    transparent index, and plain RGB."""
+    rng = np.random.default_rng(4)
+    Image.fromarray(rng.integers(0, 256, (12, 20, 4), dtype=np.uint8), "RGBA").save(folder / "f0.png")
+    Image.fromarray(rng.integers(0, 256, (12, 20, 2), dtype=np.uint8), "LA").save(folder / "f1.png")
+    palette = Image.fromarray(rng.integers(0, 4, (12, 20), dtype=np.uint8), "P")
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+    palette.save(folder / "f2.png", transparency=1)
+    write(folder / "f3.png", 77)
+    images, masks, count = call_node(NODE, folder=folder.name)
+    assert count == 4
+    for i in range(3):
+        with Image.open(folder / f"f{i}.png") as img:
+            rgba = np.array(img.convert("RGBA"), np.float32) / 255
+        assert torch.equal(images[i], torch.from_numpy(rgba[..., :3])), i
+        assert torch.allclose(masks[i], torch.from_numpy(1 - rgba[..., 3]), atol=1e-6), i
+    assert masks[3].abs().max() == 0 and masks[0].std() > 0.1 and masks[2].unique().tolist() == [0.0, 1.0]
