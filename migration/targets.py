@@ -64,6 +64,12 @@ TARGETS: dict[str, Target] = {t.node: t for t in (
            (("folder", ""), ("frame_load_cap", 0), ("skip_first_frames", 0), ("select_every_nth", 1)), (),
            (("images", "IMAGE"), ("masks", "MASK"), ("count", "INT"))),
     Target("EmptyLatentImage", (("width", 512), ("height", 512), ("batch_size", 1)), (), (("LATENT", "LATENT"),)),
+    # ComfyUI's own nodes that do what a VideoHelperSuite batch helper does.
+    Target("VAEDecode", (), (("samples", "LATENT"), ("vae", "VAE")), (("IMAGE", "IMAGE"),)),
+    Target("VAEEncode", (), (("pixels", "IMAGE"), ("vae", "VAE")), (("LATENT", "LATENT"),)),
+    Target("RepeatImageBatch", (("amount", 1),), (("image", "IMAGE"),), (("IMAGE", "IMAGE"),)),
+    Target("RepeatLatentBatch", (("amount", 1),), (("samples", "LATENT"),), (("LATENT", "LATENT"),)),
+    Target("GetImageSize", (), (("image", "IMAGE"),), (("width", "INT"), ("height", "INT"), ("batch_size", "INT"))),
     # The combined nodes (nodes/migration_nodes.py): one of ours for each of theirs that does two things.
     Target("AnimateFlow_AnimateDiffLoader",
            (("model_name", None), ("beta_schedule", "autoselect"), ("motion_scale", 1.0),

@@ -1,4 +1,5 @@
-"""Rows of the mapping table for VideoHelperSuite (node ids VHS_…): Load Video, Load Images, Video Combine.
+"""Rows of the mapping table for VideoHelperSuite (node ids VHS_…): Load Video, Load Images, Video Combine, and the
+batch helpers ComfyUI's own nodes do exactly (VAE Decode/Encode Batched, Duplicate Images/Latents, Get Image Count).
 
 VideoHelperSuite saves widget values as a dict by name in current versions and as a positional list in older ones
 (with a `videopreview` dict and an upload button's value among them); both are read. Its old Load Video had a
@@ -87,10 +88,42 @@ def _image_folder_rule(old: str) -> Rule:
     )
 
 
+def _per_batch(ctx: Context) -> None:
+    ctx.unless_default("per_batch", 16, "ComfyUI's VAE node sizes its batches by the memory free")
+
+
+def _repeat_latents(ctx: Context) -> None:
+    if ctx.new.get("amount", 1) > REPEAT_LATENT_MAX:
+        ctx.warn(f"multiply_by = {ctx.new['amount']} is more than ComfyUI's Repeat Latent Batch takes; "
+                 f"set to {REPEAT_LATENT_MAX}")
+        ctx.new["amount"] = REPEAT_LATENT_MAX
+
+
+# ComfyUI's Repeat Latent Batch takes 1..64.
+REPEAT_LATENT_MAX = 64
+
+# VideoHelperSuite's batch helpers that ComfyUI's own nodes do exactly (same tensors out): their count outputs
+# have no equivalent there, except Get Image Count's, which is Get Image Size's batch_size.
+_CORE_EQUIVALENTS: tuple[Rule, ...] = (
+    Rule("VHS_VAEDecodeBatched", "VAEDecode", layouts=(("per_batch",),), defaults={"per_batch": 16},
+         links={"samples": "samples", "vae": "vae"}, outputs={0: 0}, translate=_per_batch),
+    Rule("VHS_VAEEncodeBatched", "VAEEncode", layouts=(("per_batch",),), defaults={"per_batch": 16},
+         links={"pixels": "pixels", "vae": "vae"}, outputs={0: 0}, translate=_per_batch),
+    Rule("VHS_DuplicateImages", "RepeatImageBatch", layouts=(("multiply_by",),), defaults={"multiply_by": 1},
+         copy={"multiply_by": "amount"}, links={"images": "image"}, outputs={0: 0, 1: None}),
+    Rule("VHS_DuplicateLatents", "RepeatLatentBatch", layouts=(("multiply_by",),), defaults={"multiply_by": 1},
+         copy={"multiply_by": "amount"}, links={"latents": "samples"}, outputs={0: 0, 1: None},
+         translate=_repeat_latents),
+    Rule("VHS_GetImageCount", "GetImageSize", layouts=((),), defaults={}, links={"images": "image"},
+         outputs={0: 2}),
+)
+
+
 VHS_RULES: tuple[Rule, ...] = (
     _load_video_rule("VHS_LoadVideo", "AnimateFlow_LoadVideo", "video", "video"),
     _load_video_rule("VHS_LoadVideoPath", "AnimateFlow_LoadVideoPath", "video", "video_path"),
     _image_folder_rule("VHS_LoadImages"),
     _image_folder_rule("VHS_LoadImagesPath"),
     *combine_rules(),
+    *_CORE_EQUIVALENTS,
 )

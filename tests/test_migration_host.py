@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import safetensors.torch
+import torch
 from PIL import Image
 
 from migration.convert import convert_api
@@ -179,3 +181,37 @@ def test_queued_workflow_of_theirs_renders(server, sd15_file, motion_module_file
     with Image.open(gif) as image:
         assert image.n_frames == 2 * FRAMES - 2  # pingpong without repeating the ends
         assert image.convert("L").getextrema()[0] < image.convert("L").getextrema()[1]  # NaN decodes flat
+
+
+def test_batch_helpers_of_theirs_run_as_comfyuis_own_nodes(server, sd15_file, base_dir):
+    """VideoHelperSuite's Duplicate Images/Latents, VAE Encode/Decode Batched and Get Image Count, queued as they
+    are: each runs as the ComfyUI node that gives the same tensors (VHS repeats the whole batch, its batched VAE
+    nodes are the plain ones a chunk at a time, its count is the batch size)."""
+    prompt = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": sd15_file}},
+        "img": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 3, "color": 0x3366CC}},
+        "dup": {"class_type": "VHS_DuplicateImages", "inputs": {"images": ["img", 0], "multiply_by": 2}},
+        "count": {"class_type": "VHS_GetImageCount", "inputs": {"images": ["dup", 0]}},
+        "enc": {"class_type": "VHS_VAEEncodeBatched", "inputs": {"pixels": ["dup", 0], "vae": ["ckpt", 2],
+                                                                 "per_batch": 4}},
+        "duplat": {"class_type": "VHS_DuplicateLatents", "inputs": {"latents": ["enc", 0], "multiply_by": 2}},
+        "dec": {"class_type": "VHS_VAEDecodeBatched", "inputs": {"samples": ["duplat", 0], "vae": ["ckpt", 2],
+                                                                 "per_batch": 5}},
+        "empty": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": ["count", 0]}},
+        "save_lat": {"class_type": "SaveLatent", "inputs": {"samples": ["duplat", 0], "filename_prefix": "vhsb/lat"}},
+        "save_cnt": {"class_type": "SaveLatent", "inputs": {"samples": ["empty", 0], "filename_prefix": "vhsb/cnt"}},
+        "save_img": {"class_type": "SaveImage", "inputs": {"images": ["dec", 0], "filename_prefix": "vhsb/img"}},
+    }
+    converted, report = convert_api(prompt)
+    assert {converted[k]["class_type"] for k in ("dup", "count", "enc", "duplat", "dec")} == {
+        "RepeatImageBatch", "GetImageSize", "VAEEncode", "RepeatLatentBatch", "VAEDecode"}
+    assert converted["empty"]["inputs"]["batch_size"] == ["count", 2]
+    assert any("per_batch = 4" in note for entry in report.converted for note in entry.notes)
+    shutil.rmtree(base_dir / "output" / "vhsb", ignore_errors=True)
+    entry = server.run(prompt)
+    folder = base_dir / "output" / "vhsb"
+    latents = safetensors.torch.load_file(str(next(folder.glob("lat*.latent"))))["latent_tensor"]
+    assert latents.shape == (12, 4, 4, 4)
+    assert torch.equal(latents[:6], latents[6:]) and torch.equal(latents[:3], latents[3:6])
+    assert safetensors.torch.load_file(str(next(folder.glob("cnt*.latent"))))["latent_tensor"].shape[0] == 6
+    assert len(entry["outputs"]["save_img"]["images"]) == 12
