@@ -70,6 +70,10 @@ TARGETS: dict[str, Target] = {t.node: t for t in (
     Target("RepeatImageBatch", (("amount", 1),), (("image", "IMAGE"),), (("IMAGE", "IMAGE"),)),
     Target("RepeatLatentBatch", (("amount", 1),), (("samples", "LATENT"),), (("LATENT", "LATENT"),)),
     Target("GetImageSize", (), (("image", "IMAGE"),), (("width", "INT"), ("height", "INT"), ("batch_size", "INT"))),
+    *(Target(f"AnimateFlow_SelectEveryNth{kind}", (("select_every_nth", 1), ("skip_first_frames", 0)),
+             ((socket, type_),), ((socket, type_), ("count", "INT")))
+      for kind, socket, type_ in (("Image", "images", "IMAGE"), ("Latent", "latents", "LATENT"),
+                                  ("Mask", "masks", "MASK"))),
     # The combined nodes (nodes/migration_nodes.py): one of ours for each of theirs that does two things.
     Target("AnimateFlow_AnimateDiffLoader",
            (("model_name", None), ("beta_schedule", "autoselect"), ("motion_scale", 1.0),

@@ -1,5 +1,6 @@
 """Rows of the mapping table for VideoHelperSuite (node ids VHS_…): Load Video, Load Images, Video Combine, and the
-batch helpers ComfyUI's own nodes do exactly (VAE Decode/Encode Batched, Duplicate Images/Latents, Get Image Count).
+batch helpers ComfyUI's own nodes do exactly (VAE Decode/Encode Batched, Duplicate Images/Latents, Get Image Count),
+and Select Every Nth Image/Latent/Mask.
 
 VideoHelperSuite saves widget values as a dict by name in current versions and as a positional list in older ones
 (with a `videopreview` dict and an upload button's value among them); both are read. Its old Load Video had a
@@ -119,6 +120,13 @@ _CORE_EQUIVALENTS: tuple[Rule, ...] = (
 )
 
 
+def _select_every_nth(kind: str, theirs: str, skip: str, ours: str) -> Rule:
+    return Rule(f"VHS_SelectEveryNth{kind}", f"AnimateFlow_SelectEveryNth{kind}", layouts=(("select_every_nth", skip),),
+                defaults={"select_every_nth": 1, skip: 0},
+                copy={"select_every_nth": "select_every_nth", skip: "skip_first_frames"},
+                links={theirs: ours}, outputs={0: 0, 1: 1})
+
+
 VHS_RULES: tuple[Rule, ...] = (
     _load_video_rule("VHS_LoadVideo", "AnimateFlow_LoadVideo", "video", "video"),
     _load_video_rule("VHS_LoadVideoPath", "AnimateFlow_LoadVideoPath", "video", "video_path"),
@@ -126,4 +134,7 @@ VHS_RULES: tuple[Rule, ...] = (
     _image_folder_rule("VHS_LoadImagesPath"),
     *combine_rules(),
     *_CORE_EQUIVALENTS,
+    _select_every_nth("Image", "images", "skip_first_images", "images"),
+    _select_every_nth("Latent", "latents", "skip_first_latents", "latents"),
+    _select_every_nth("Mask", "mask", "skip_first_masks", "masks"),
 )

@@ -11,12 +11,12 @@ from comfy_api.latest import ComfyExtension, io
 
 from ..migration import server_hooks
 from ..migration.registration import register_replacements
-from . import (context_nodes, input_nodes, interpolate_nodes, latent_nodes, migration_nodes, motion_nodes,
-               motion_scale_nodes, motion_watch, prompt_travel_nodes, sampling_nodes, video_nodes)
+from . import (context_nodes, frame_nodes, input_nodes, interpolate_nodes, latent_nodes, migration_nodes,
+               motion_nodes, motion_scale_nodes, motion_watch, prompt_travel_nodes, sampling_nodes, video_nodes)
 from .common import names_its_errors
 
-NODE_MODULES = (context_nodes, input_nodes, interpolate_nodes, latent_nodes, migration_nodes, motion_nodes,
-                motion_scale_nodes, prompt_travel_nodes, sampling_nodes, video_nodes)
+NODE_MODULES = (context_nodes, frame_nodes, input_nodes, interpolate_nodes, latent_nodes, migration_nodes,
+                motion_nodes, motion_scale_nodes, prompt_travel_nodes, sampling_nodes, video_nodes)
 
 
 class AnimateFlowExtension(ComfyExtension):

@@ -201,11 +201,30 @@ def test_batch_helpers_of_theirs_run_as_comfyuis_own_nodes(server, sd15_file, ba
         "save_lat": {"class_type": "SaveLatent", "inputs": {"samples": ["duplat", 0], "filename_prefix": "vhsb/lat"}},
         "save_cnt": {"class_type": "SaveLatent", "inputs": {"samples": ["empty", 0], "filename_prefix": "vhsb/cnt"}},
         "save_img": {"class_type": "SaveImage", "inputs": {"images": ["dec", 0], "filename_prefix": "vhsb/img"}},
+        # Select Every Nth: to ours. Latent frames 2 and 7 of 12; the masks' and images' counts as batch sizes.
+        "sel_lat": {"class_type": "VHS_SelectEveryNthLatent",
+                    "inputs": {"latents": ["duplat", 0], "select_every_nth": 5, "skip_first_latents": 2}},
+        "save_sel": {"class_type": "SaveLatent", "inputs": {"samples": ["sel_lat", 0], "filename_prefix": "vhsb/sel"}},
+        "mask": {"class_type": "ImageToMask", "inputs": {"image": ["dup", 0], "channel": "red"}},
+        "sel_mask": {"class_type": "VHS_SelectEveryNthMask",
+                     "inputs": {"mask": ["mask", 0], "select_every_nth": 2, "skip_first_masks": 1}},
+        "sel_img": {"class_type": "VHS_SelectEveryNthImage",
+                    "inputs": {"images": ["dup", 0], "select_every_nth": 3}},
+        "empty_msk": {"class_type": "EmptyLatentImage",
+                      "inputs": {"width": 32, "height": 32, "batch_size": ["sel_mask", 1]}},
+        "save_msk": {"class_type": "SaveLatent", "inputs": {"samples": ["empty_msk", 0],
+                                                             "filename_prefix": "vhsb/msk"}},
+        "empty_img": {"class_type": "EmptyLatentImage",
+                      "inputs": {"width": 32, "height": 32, "batch_size": ["sel_img", 1]}},
+        "save_nth": {"class_type": "SaveLatent", "inputs": {"samples": ["empty_img", 0],
+                                                             "filename_prefix": "vhsb/nth"}},
     }
     converted, report = convert_api(prompt)
     assert {converted[k]["class_type"] for k in ("dup", "count", "enc", "duplat", "dec")} == {
         "RepeatImageBatch", "GetImageSize", "VAEEncode", "RepeatLatentBatch", "VAEDecode"}
     assert converted["empty"]["inputs"]["batch_size"] == ["count", 2]
+    assert converted["sel_mask"] == {"class_type": "AnimateFlow_SelectEveryNthMask",
+                                     "inputs": {"masks": ["mask", 0], "select_every_nth": 2, "skip_first_frames": 1}}
     assert any("per_batch = 4" in note for entry in report.converted for note in entry.notes)
     shutil.rmtree(base_dir / "output" / "vhsb", ignore_errors=True)
     entry = server.run(prompt)
@@ -215,3 +234,8 @@ def test_batch_helpers_of_theirs_run_as_comfyuis_own_nodes(server, sd15_file, ba
     assert torch.equal(latents[:6], latents[6:]) and torch.equal(latents[:3], latents[3:6])
     assert safetensors.torch.load_file(str(next(folder.glob("cnt*.latent"))))["latent_tensor"].shape[0] == 6
     assert len(entry["outputs"]["save_img"]["images"]) == 12
+    selected = safetensors.torch.load_file(str(next(folder.glob("sel*.latent"))))["latent_tensor"]
+    assert torch.equal(selected, latents[[2, 7]])
+    counted = {name: safetensors.torch.load_file(str(next(folder.glob(f"{name}*.latent"))))["latent_tensor"].shape[0]
+               for name in ("msk", "nth")}
+    assert counted == {"msk": 3, "nth": 2}  # masks 1, 3, 5 of 6; images 0 and 3 of 6
