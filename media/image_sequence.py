@@ -54,12 +54,14 @@ def list_images(folder: Path, check_path: Callable[[Path], Path] = Path.resolve)
 
 
 def _open(path: Path, mode: str) -> Image.Image:
-    """The image in `mode`; "RGBA" asks for the alpha channel and gives RGB when the file has no transparency."""
+    """The image in `mode`; "RGBA" asks for the alpha channel and gives RGB when the file has none (an alpha band
+    or a palette's transparent entry: where ComfyUI's Load Image finds a mask)."""
     with reading(path, "image", "re-save it as PNG"):
         try:
             with Image.open(path) as img:
                 img = ImageOps.exif_transpose(img)
-                if mode == "RGBA" and "A" not in img.getbands() and "transparency" not in img.info:
+                has_alpha = "A" in img.getbands() or (img.mode == "P" and "transparency" in img.info)
+                if mode == "RGBA" and not has_alpha:
                     mode = "RGB"
                 return img.convert(mode)
         except (UnidentifiedImageError, OSError) as err:

@@ -112,14 +112,15 @@ def test_a_part_of_the_folder_loads_with_its_masks(folder):
 def test_plain_folder_masks_are_the_frames_transparency(folder):
     """Without mask/, each frame's mask is 1 - its alpha, as ComfyUI's Load Image (Pillow path) and
     VideoHelperSuite's Load Images make it, and 0 where a frame has no transparency: RGBA, LA, a palette with a
-    transparent index, and plain RGB."""
+    transparent index, and RGB."""
     rng = np.random.default_rng(4)
     Image.fromarray(rng.integers(0, 256, (12, 20, 4), dtype=np.uint8), "RGBA").save(folder / "f0.png")
     Image.fromarray(rng.integers(0, 256, (12, 20, 2), dtype=np.uint8), "LA").save(folder / "f1.png")
     palette = Image.fromarray(rng.integers(0, 4, (12, 20), dtype=np.uint8), "P")
     palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
     palette.save(folder / "f2.png", transparency=1)
-    write(folder / "f3.png", 77)
+    # An RGB file's tRNS colour is no mask to Load Image either.
+    Image.fromarray(np.full((12, 20, 3), 77, np.uint8), "RGB").save(folder / "f3.png", transparency=(77, 77, 77))
     images, masks, count = call_node(NODE, folder=folder.name)
     assert count == 4
     for i in range(3):
