@@ -17,7 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -53,6 +53,27 @@ class VideoOptions:
     height: int = 0
 
 
+@dataclass(frozen=True)
+class VideoInfo:
+    """The facts of the source file and of what was loaded from it: VideoHelperSuite's video_info, field for
+    field (durations in seconds), so its Video Info nodes have an equivalent."""
+
+    source_fps: float
+    source_frame_count: int
+    source_duration: float
+    source_width: int
+    source_height: int
+    loaded_fps: float
+    loaded_frame_count: int
+    loaded_duration: float
+    loaded_width: int
+    loaded_height: int
+
+    def with_loaded(self, frame_count: int) -> VideoInfo:
+        """The same facts for a read that delivered `frame_count` frames (a container can list more than it holds)."""
+        return replace(self, loaded_frame_count=frame_count, loaded_duration=frame_count / self.loaded_fps)
+
+
 @dataclass
 class LoadedVideo:
     images: torch.Tensor
@@ -61,6 +82,7 @@ class LoadedVideo:
     """Rate at which the loaded frames play at the source's speed (force_rate or source fps, over select_every_nth)."""
     audio: dict | None
     """ComfyUI AUDIO {"waveform": [1, channels, samples], "sample_rate": int} cut to the loaded frames, or None."""
+    info: VideoInfo
     bit_depth: int = 8
     """Bits per channel the source stores, in core ComfyUI's terms (8, or 10 for anything deeper)."""
 
@@ -291,21 +313,23 @@ def _check(options: VideoOptions) -> None:
         raise MediaReadError("select_every_nth must be at least 1; skip_first_frames and frame_load_cap at least 0")
 
 
-def _planned(path: Path, options: VideoOptions) -> tuple[list[float], _Plan, int, int, int]:
-    """Frame times, which frames to take, the output size and the source's bit depth: what a whole read and a
-    chunked read share."""
+def _planned(path: Path, options: VideoOptions) -> tuple[list[float], _Plan, int, int, int, VideoInfo]:
+    """Frame times, which frames to take, the output size, the source's bit depth and the facts of both: what a
+    whole read and a chunked read share."""
     _check(options)
     times, fps, src_width, src_height, depth = _frame_times(path)
     plan = _plan(times, fps, options)
     width, height = _output_size(src_width, src_height, options)
-    return times, plan, width, height, depth
+    info = VideoInfo(fps, len(times), times[-1] - times[0] + 1 / fps, src_width, src_height,
+                     plan.fps, 0, 0.0, width, height).with_loaded(len(plan.sources))
+    return times, plan, width, height, depth, info
 
 
 def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedVideo:
     """Decode a video file into an IMAGE batch with its fps and audio (None when it has no audio stream)."""
     path = Path(path)
     with reading(path):
-        times, plan, width, height, depth = _planned(path, options or VideoOptions())
+        times, plan, width, height, depth, info = _planned(path, options or VideoOptions())
         check_decode_size(len(plan.sources), width, height, path)
         out = torch.empty((len(plan.sources), height, width, 3), dtype=torch.float32)
         filled = _decode_into(path, plan, out)
@@ -316,7 +340,7 @@ def read_video(path: Path | str, options: VideoOptions | None = None) -> LoadedV
             out = out[:filled]
         audio = _read_audio(path, plan.start, plan.end, times[0])
     log.info("loaded %d frames %dx%d at %.3f fps from %s", filled, width, height, plan.fps, path)
-    return LoadedVideo(out, plan.fps, audio, depth)
+    return LoadedVideo(out, plan.fps, audio, info.with_loaded(filled), depth)
 
 
 @dataclass
@@ -334,6 +358,7 @@ class VideoStream:
     frame_count: int
     plan: _Plan
     video_start: float
+    info: VideoInfo
     decoded: int = 0
 
     def chunks(self, size: int) -> Iterator[torch.Tensor]:
@@ -364,5 +389,5 @@ def open_stream(path: Path | str, options: VideoOptions | None = None) -> VideoS
     """Plan a chunked read of `path` (demuxes to learn frame times; decodes nothing yet)."""
     path = Path(path)
     with reading(path):
-        times, plan, width, height, _depth = _planned(path, options or VideoOptions())
-    return VideoStream(path, width, height, plan.fps, len(plan.sources), plan, times[0])
+        times, plan, width, height, _depth, info = _planned(path, options or VideoOptions())
+    return VideoStream(path, width, height, plan.fps, len(plan.sources), plan, times[0], info)

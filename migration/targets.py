@@ -36,8 +36,11 @@ class Target:
 
 _LOAD_VIDEO_OPTIONS = (("frame_load_cap", 0), ("skip_first_frames", 0), ("select_every_nth", 1), ("force_rate", 0.0),
                        ("custom_width", 0), ("custom_height", 0))
+VIDEO_INFO = "ANIMATEFLOW_VIDEO_INFO"
 _LOAD_VIDEO_OUTPUTS = (("images", "IMAGE"), ("frame_count", "INT"), ("fps", "FLOAT"), ("audio", "AUDIO"),
-                       ("latents", "LATENT"), ("video", "VIDEO"))
+                       ("latents", "LATENT"), ("video", "VIDEO"), ("video_info", VIDEO_INFO))
+_VIDEO_FACTS = tuple((f"{side}_{fact}", "FLOAT" if fact in ("fps", "duration") else "INT")
+                     for side in ("source", "loaded") for fact in ("fps", "frame_count", "duration", "width", "height"))
 
 TARGETS: dict[str, Target] = {t.node: t for t in (
     Target("AnimateFlow_ContextOptions",
@@ -60,6 +63,7 @@ TARGETS: dict[str, Target] = {t.node: t for t in (
     Target("AnimateFlow_LoadVideo", (("video", None), *_LOAD_VIDEO_OPTIONS), (("vae", "VAE"),), _LOAD_VIDEO_OUTPUTS),
     Target("AnimateFlow_LoadVideoPath", (("video_path", ""), *_LOAD_VIDEO_OPTIONS), (("vae", "VAE"),),
            _LOAD_VIDEO_OUTPUTS),
+    Target("AnimateFlow_VideoInfo", (), (("video_info", VIDEO_INFO),), _VIDEO_FACTS),
     Target("AnimateFlow_LoadImageSequence",
            (("folder", ""), ("frame_load_cap", 0), ("skip_first_frames", 0), ("select_every_nth", 1)), (),
            (("images", "IMAGE"), ("masks", "MASK"), ("count", "INT"))),

@@ -1,6 +1,6 @@
 """Rows of the mapping table for VideoHelperSuite (node ids VHS_…): Load Video, Load Images, Video Combine, and the
 batch helpers ComfyUI's own nodes do exactly (VAE Decode/Encode Batched, Duplicate Images/Latents, Get Image Count),
-and Select Every Nth Image/Latent/Mask.
+Select Every Nth Image/Latent/Mask and the Video Info nodes.
 
 VideoHelperSuite saves widget values as a dict by name in current versions and as a positional list in older ones
 (with a `videopreview` dict and an upload button's value among them); both are read. Its old Load Video had a
@@ -46,8 +46,8 @@ _LOAD_VIDEO_DEFAULTS = {"force_rate": 0, "custom_width": 0, "custom_height": 0, 
 _LOAD_VIDEO_OPTS = ("force_rate", "custom_width", "custom_height", "frame_load_cap", "skip_first_frames",
                     "select_every_nth")
 _VHS_VIDEO_UI = frozenset({"videopreview", "choose video to upload", "choose file to upload", "upload"})
-# VHS: IMAGE, frame_count, audio, video_info → ours: images, frame_count, fps, audio, latents.
-_LOAD_VIDEO_OUTPUTS = {0: 0, 1: 1, 2: 3, 3: None}
+# VHS: IMAGE, frame_count, audio, video_info → ours: images, frame_count, fps, audio, latents, video, video_info.
+_LOAD_VIDEO_OUTPUTS = {0: 0, 1: 1, 2: 3, 3: 6}
 
 
 def _load_video_rule(old: str, target: str, file_widget: str, ours: str) -> Rule:
@@ -127,6 +127,13 @@ def _select_every_nth(kind: str, theirs: str, skip: str, ours: str) -> Rule:
                 links={theirs: ours}, outputs={0: 0, 1: 1})
 
 
+def _video_info(old: str, first: int, count: int) -> Rule:
+    """Their Video Info nodes: all ten facts, or the five of the source (0…4 of ours) or of the loaded frames
+    (5…9)."""
+    return Rule(old, "AnimateFlow_VideoInfo", layouts=((),), defaults={}, links={"video_info": "video_info"},
+                outputs={i: first + i for i in range(count)})
+
+
 VHS_RULES: tuple[Rule, ...] = (
     _load_video_rule("VHS_LoadVideo", "AnimateFlow_LoadVideo", "video", "video"),
     _load_video_rule("VHS_LoadVideoPath", "AnimateFlow_LoadVideoPath", "video", "video_path"),
@@ -137,4 +144,7 @@ VHS_RULES: tuple[Rule, ...] = (
     _select_every_nth("Image", "images", "skip_first_images", "images"),
     _select_every_nth("Latent", "latents", "skip_first_latents", "latents"),
     _select_every_nth("Mask", "mask", "skip_first_masks", "masks"),
+    _video_info("VHS_VideoInfo", 0, 10),
+    _video_info("VHS_VideoInfoSource", 0, 5),
+    _video_info("VHS_VideoInfoLoaded", 5, 5),
 )

@@ -1,7 +1,9 @@
-"""Video and frame-folder inputs: Load Video (upload or path) and Load Image Sequence (with inpainting masks)."""
+"""Video and frame-folder inputs: Load Video (upload or path) with Video Info, and Load Image Sequence (with
+inpainting masks)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from comfy_api.latest import io
 from ..host import execution, folders
 from ..media import core_video, image_sequence, latent_stream, paths, read_errors, video_reader
 from .common import CATEGORY, display_name, node_id, require_finite, search_aliases, validate_floats
+from .types import VideoInfoType
 
 
 def _video_files() -> list[str]:
@@ -73,6 +76,8 @@ def _video_outputs() -> list[io.Output]:
                         tooltip="The loaded frames, audio and fps as a VIDEO for ComfyUI's video nodes (Save Video, "
                                 "Get Video Components); it keeps the source's bit depth. With a vae connected: not "
                                 "produced."),
+        VideoInfoType.Output("video_info", display_name="video_info",
+                             tooltip="Facts of the source file and of what was loaded, for Video Info."),
     ]
 
 
@@ -99,7 +104,7 @@ def _load_images(node: str, path: Path, options: video_reader.VideoOptions) -> i
     video = video_reader.read_video(path, options)
     no_latents = execution.blocked_output(f"{node}: the latents output needs a VAE: connect one to its vae input")
     as_video = core_video.video_from_frames(video.images, video.fps, video.audio, video.bit_depth)
-    return io.NodeOutput(video.images, video.frame_count, video.fps, video.audio, no_latents, as_video)
+    return io.NodeOutput(video.images, video.frame_count, video.fps, video.audio, no_latents, as_video, video.info)
 
 
 def _load_latents(node: str, path: Path, options: video_reader.VideoOptions, vae) -> io.NodeOutput:
@@ -108,7 +113,9 @@ def _load_latents(node: str, path: Path, options: video_reader.VideoOptions, vae
                                           progress=execution.progress(stream.frame_count))
     no_images = execution.blocked_output(f"{node}: a vae is connected, so the video loads as latents only: use the "
                                          f"latents output, or disconnect the vae to get images or a video")
-    return io.NodeOutput(no_images, latents["samples"].shape[0], stream.fps, stream.audio(), latents, no_images)
+    frames = latents["samples"].shape[0]
+    return io.NodeOutput(no_images, frames, stream.fps, stream.audio(), latents, no_images,
+                         stream.info.with_loaded(frames))
 
 
 def _changed(value: str, kind: str = "file"):
@@ -246,4 +253,35 @@ class LoadImageSequence(io.ComfyNode):
         return _changed(folder, kind="folder")
 
 
-NODES = [LoadVideo, LoadVideoPath, LoadImageSequence]
+_INFO_FIELDS = tuple(field.name for field in dataclasses.fields(video_reader.VideoInfo))
+
+
+class VideoInfo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        outputs = [(io.Float if name.endswith(("fps", "duration")) else io.Int).Output(
+            name, display_name=name, tooltip=_INFO_TOOLTIPS[name.split("_", 1)[1]].format(
+                "the file" if name.startswith("source") else "what was loaded")) for name in _INFO_FIELDS]
+        return io.Schema(
+            node_id=node_id("VideoInfo"),
+            **search_aliases("Video Info", "Video Info (Source)", "Video Info (Loaded)", "fps"),
+            display_name=display_name("Video Info"),
+            category=CATEGORY,
+            description="The source file's fps, frame count, duration and size, and the same of what Load Video "
+                        "loaded (after force_rate, skipping, selecting and resizing).",
+            inputs=[VideoInfoType.Input("video_info", tooltip="Load Video's video_info output.")],
+            outputs=outputs,
+        )
+
+    @classmethod
+    def execute(cls, video_info) -> io.NodeOutput:
+        if not isinstance(video_info, video_reader.VideoInfo):
+            raise ValueError(f"Video Info: video_info must come from this pack's Load Video, not "
+                             f"{type(video_info).__name__}; connect Load Video's video_info output")
+        return io.NodeOutput(*(getattr(video_info, name) for name in _INFO_FIELDS))
+
+
+_INFO_TOOLTIPS = {"fps": "Frame rate of {}.", "frame_count": "Frames of {}.", "duration": "Seconds of {}.",
+                  "width": "Frame width of {}, in pixels.", "height": "Frame height of {}, in pixels."}
+
+NODES = [LoadVideo, LoadVideoPath, LoadImageSequence, VideoInfo]

@@ -9,10 +9,12 @@ from comfy_api.latest import io
 CONTEXT_OPTIONS = "ANIMATEFLOW_CONTEXT_OPTIONS"
 MOTION_MODULE = "ANIMATEFLOW_MOTION_MODULE"
 MOTION_SCALE = "ANIMATEFLOW_MOTION_SCALE"
+VIDEO_INFO = "ANIMATEFLOW_VIDEO_INFO"
 
 ContextOptionsType = io.Custom(CONTEXT_OPTIONS)
 MotionModuleType = io.Custom(MOTION_MODULE)
 MotionScaleType = io.Custom(MOTION_SCALE)
+VideoInfoType = io.Custom(VIDEO_INFO)
 
 
 class ForeignObjectError(ValueError):

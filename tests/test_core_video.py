@@ -131,7 +131,7 @@ def test_load_video_keeps_a_ten_bit_source_ten_bit(names):
     """Bit depth in core's words: a 10-bit source gives a 10-bit VIDEO where the host knows depths, and Video
     Combine given it says so, and how to keep it, when its bit_depth is 8."""
     path = clip(INPUT / f"cv_{names}_10.mp4", "-pix_fmt", "yuv420p10le", tone=False)
-    *_, video = call_node("AnimateFlow_LoadVideoPath", video_path=path.name, **LOAD_OPTIONS)
+    video = call_node("AnimateFlow_LoadVideoPath", video_path=path.name, **LOAD_OPTIONS)[5]
     assert video.get_components().images.shape == (6, 24, 32, 3)
     info = inprocess.run_v3_node("AnimateFlow_VideoCombine", None, input_video=video,
                                  filename_prefix=f"cv_{names}/d", **COMBINE).ui["animateflow_info"]

@@ -184,9 +184,10 @@ def test_nodes_load_from_input_folder_and_refuse_outside(tmp_path, input_dir, mo
     make_video(input_dir / "clip.webm", frames=6, fps=12, audio_hz=500)
     options = dict(frame_load_cap=0, skip_first_frames=1, select_every_nth=1, force_rate=0.0, custom_width=0,
                    custom_height=0)
-    images, count, fps, audio, _latents, _video = call_node("AnimateFlow_LoadVideo", video=f"{input_dir.name}/clip.webm",
-                                                    **options)
+    images, count, fps, audio, _latents, _video, info = call_node("AnimateFlow_LoadVideo",
+                                                                  video=f"{input_dir.name}/clip.webm", **options)
     assert images.shape == (5, 32, 48, 3) and count == 5 and fps == pytest.approx(12)
+    assert info.loaded_frame_count == 5 and info.source_frame_count == 6
     assert audio["sample_rate"] == 48000 and audio["waveform"].shape[:2] == (1, 2)
     outside = make_video(tmp_path / "x.mp4", frames=2)
     with pytest.raises(PermissionError, match="Load Video \\(Path\\): video_path"):
@@ -221,3 +222,16 @@ def test_prompt_api_load_video_feeds_core_nodes(server):
         assert len(outputs["5"]["images"]) == 5
     finally:
         (INPUT / name).unlink()
+
+
+def test_video_info_gives_the_source_and_the_loaded_facts(input_dir):
+    """VideoHelperSuite's video_info, fact for fact: the file (12 frames at 8 fps, 48x32: 1.5 s) and what was
+    loaded from it (force_rate 16 → 24 frames, skip 2, every 3rd → 8 frames at 16/3 fps, resized to 24 wide)."""
+    make_video(input_dir / "facts.mp4", frames=12, fps=8)
+    loaded = call_node("AnimateFlow_LoadVideo", video=f"{input_dir.name}/facts.mp4", frame_load_cap=0,
+                       skip_first_frames=2, select_every_nth=3, force_rate=16.0, custom_width=24, custom_height=0)
+    facts = call_node("AnimateFlow_VideoInfo", video_info=loaded[6])
+    assert facts == pytest.approx((8.0, 12, 1.5, 48, 32, 16 / 3, 8, 1.5, 24, 16))
+    assert isinstance(facts[1], int) and isinstance(facts[6], int) and loaded[1] == facts[6] and loaded[2] == facts[5]
+    with pytest.raises(ValueError, match="Video Info: video_info must come from this pack's Load Video"):
+        call_node("AnimateFlow_VideoInfo", video_info={"source_fps": 8.0})

@@ -194,8 +194,7 @@ def test_published_workflows_convert(path):
             assert len(node["widgets_values"]) == len(TARGETS[node["type"]].widgets)
     _check_ui_graph(converted)
     assert len(converted["links"]) + sum(1 for n in report.nodes for note in n.notes if "link" in note) >= \
-        len(original["links"]) - sum(len(o.get("links") or []) for n in original["nodes"]
-                                     for o in n.get("outputs") or [] if n["type"] == "VHS_VideoInfoLoaded")
+        len(original["links"])
 
 
 def test_widgets_driven_by_links_keep_them():
@@ -205,7 +204,7 @@ def test_widgets_driven_by_links_keep_them():
     converted, _ = convert_ui(original)
     nodes = {n["id"]: n for n in converted["nodes"]}
     links = {link[0]: link for link in converted["links"]}
-    for kind, name, source in (("AnimateFlow_VideoCombine", "fps", "VHS_VideoInfoLoaded"),
+    for kind, name, source in (("AnimateFlow_VideoCombine", "fps", "AnimateFlow_VideoInfo"),
                                ("AnimateFlow_LoadVideoPath", "frame_load_cap", "PrimitiveNode")):
         node = next(n for n in converted["nodes"] if n["type"] == kind)
         slot = next(i for i in node["inputs"] if i["name"] == name)
@@ -262,11 +261,10 @@ def test_api_workflow_converts():
     assert converted["video"]["inputs"]["custom_width"] == 512
     assert converted["out"]["inputs"]["audio"] == ["video", 3]  # their audio output 2 is our 3
     assert converted["out"]["inputs"]["save_webm"] is True and converted["out"]["inputs"]["save_gif"] is False
-    assert converted["info"] == _api_workflow()["info"] | {"inputs": {}}  # their link from video_info is cut
-    unknown = {n.old_type for n in report.unknown}
-    assert unknown == {"ADE_AnimateDiffKeyframe", "VHS_VideoInfo"}
-    notes = "\n".join(report.lines())
-    assert "ad_keyframes" in notes and "output 3" in notes
+    assert converted["info"] == {"class_type": "AnimateFlow_VideoInfo", "inputs": {"video_info": ["video", 6]}}
+    assert converted["out"]["inputs"]["fps"] == ["info", 0]
+    assert {n.old_type for n in report.unknown} == {"ADE_AnimateDiffKeyframe"}
+    assert "ad_keyframes" in "\n".join(report.lines())
 
 
 def test_installed_node_types_stay_theirs():
@@ -334,8 +332,8 @@ def test_cli_converts_an_api_file_and_reports_leftovers(tmp_path):
     source = tmp_path / "api.json"
     source.write_text(json.dumps(_api_workflow()), encoding="utf-8")
     result = _cli(str(source), "-o", str(tmp_path / "out.json"))
-    assert result.returncode == 1  # two nodes of theirs have no replacement
-    assert "VHS_VideoInfo has no replacement" in result.stdout
+    assert result.returncode == 1  # a node of theirs has no replacement
+    assert "ADE_AnimateDiffKeyframe has no replacement" in result.stdout
     assert json.loads((tmp_path / "out.json").read_text()) == convert_api(_api_workflow())[0]
 
 

@@ -239,3 +239,28 @@ def test_batch_helpers_of_theirs_run_as_comfyuis_own_nodes(server, sd15_file, ba
     counted = {name: safetensors.torch.load_file(str(next(folder.glob(f"{name}*.latent"))))["latent_tensor"].shape[0]
                for name in ("msk", "nth")}
     assert counted == {"msk": 3, "nth": 2}  # masks 1, 3, 5 of 6; images 0 and 3 of 6
+
+
+def test_video_info_of_theirs_reads_our_load_video(server, example_inputs, base_dir):
+    """VHS Load Video → Video Info (Source) / (Loaded) / Video Info, queued as they are: the facts come from our
+    Load Video's video_info (the 12-frame, 8 fps source; every 2nd frame loaded), counted into batch sizes."""
+    prompt = {
+        "video": {"class_type": "VHS_LoadVideo", "inputs": {"video": "vid2vid_source.mp4", "select_every_nth": 2}},
+        "source": {"class_type": "VHS_VideoInfoSource", "inputs": {"video_info": ["video", 3]}},
+        "loaded": {"class_type": "VHS_VideoInfoLoaded", "inputs": {"video_info": ["video", 3]}},
+        "both": {"class_type": "VHS_VideoInfo", "inputs": {"video_info": ["video", 3]}},
+        **{f"empty_{name}": {"class_type": "EmptyLatentImage",
+                             "inputs": {"width": 32, "height": 32, "batch_size": [node, slot]}}
+           for name, node, slot in (("source", "source", 1), ("loaded", "loaded", 1), ("both", "both", 6))},
+        **{f"save_{name}": {"class_type": "SaveLatent", "inputs": {"samples": [f"empty_{name}", 0],
+                                                                    "filename_prefix": f"vinfo/{name}"}}
+           for name in ("source", "loaded", "both")},
+    }
+    converted, report = convert_api(prompt)
+    assert not report.unknown and converted["loaded"]["inputs"]["video_info"] == ["video", 6]
+    assert converted["empty_loaded"]["inputs"]["batch_size"] == ["loaded", 6]
+    shutil.rmtree(base_dir / "output" / "vinfo", ignore_errors=True)
+    server.run(prompt)
+    counts = {name: safetensors.torch.load_file(str(next((base_dir / "output" / "vinfo").glob(f"{name}*.latent"))))
+              ["latent_tensor"].shape[0] for name in ("source", "loaded", "both")}
+    assert counts == {"source": 12, "loaded": 6, "both": 6}

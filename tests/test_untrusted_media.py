@@ -60,8 +60,8 @@ def test_non_utf8_tags_load(folder):
     for path, frames, rate in files:
         with pytest.raises(UnicodeDecodeError):
             av.open(str(path)).close()  # plain PyAV: the file is the failing kind
-        images, count, fps, _, _, video = call_node("AnimateFlow_LoadVideoPath",
-                                                    video_path=str(path), **OPTIONS)
+        images, count, fps, _, _, video, _ = call_node("AnimateFlow_LoadVideoPath",
+                                                       video_path=str(path), **OPTIONS)
         assert count == frames and images.shape[0] == frames and fps == pytest.approx(rate)
         assert video.get_components().images.shape == images.shape
 

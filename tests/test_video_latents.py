@@ -89,14 +89,15 @@ def test_stream_chunks_are_read_video_in_pieces(tmp_path):
 
 def test_load_video_latents_equal_vae_encode_of_the_frames(sd15, clip, small_chunks):
     vae = sd15[2]
-    images, count, fps, audio, no_latents, _video = call_node(LOAD, video_path=clip, **OPTIONS)
+    images, count, fps, audio, no_latents, _video, info = call_node(LOAD, video_path=clip, **OPTIONS)
     assert isinstance(no_latents, ExecutionBlocker) and "latents output needs a VAE" in no_latents.message
     assert count == 13  # 9 frames at 8 fps last 1.125 s: 14 slots at 12 fps, less the skipped first one
     reference = call_node("VAEEncode", pixels=images, vae=vae)[0]["samples"]
 
-    no_images, count_l, fps_l, audio_l, latents, _no_video = call_node(LOAD, video_path=clip, vae=vae, **OPTIONS)
+    no_images, count_l, fps_l, audio_l, latents, _no_video, info_l = call_node(LOAD, video_path=clip, vae=vae,
+                                                                               **OPTIONS)
     assert isinstance(no_images, ExecutionBlocker) and "disconnect the vae" in no_images.message
-    assert (count_l, fps_l, audio_l) == (count, fps, audio)
+    assert (count_l, fps_l, audio_l, info_l) == (count, fps, audio, info)
     assert latents["samples"].shape == (count, 4, 4, 5)
     torch.testing.assert_close(latents["samples"], reference, rtol=1e-4, atol=1e-4)
 
