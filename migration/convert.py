@@ -41,7 +41,8 @@ class Report:
 
     def lines(self) -> list[str]:
         out = [f"Replaced {len(self.converted)} node(s) of the leading AnimateDiff pack / VideoHelperSuite with "
-               f"AnimateFlow's or ComfyUI's own; {len(self.unknown)} of theirs have no replacement and were left as they were."]
+               f"AnimateFlow's or ComfyUI's own; {len(self.unknown)} of theirs have no replacement and were left as "
+               "they were."]
         for node in self.nodes:
             if node.new_type is None:
                 out.append(f"node {node.node_id}: {node.old_type} has no replacement here; left as it was "

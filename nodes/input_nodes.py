@@ -229,8 +229,8 @@ class LoadImageSequence(io.ComfyNode):
                 io.Image.Output("images", display_name="images",
                                 tooltip="The frames, sorted naturally (frame2 before frame10)."),
                 io.Mask.Output("masks", display_name="masks",
-                               tooltip="One mask per frame from mask/ (white = repaint); without mask/, 1 - each frame's "
-                                       "alpha (0 for frames without transparency), as Load Image makes it."),
+                               tooltip="One mask per frame from mask/ (white = repaint); without mask/, 1 - each "
+                                       "frame's alpha (0 for frames without transparency), as Load Image makes it."),
                 io.Int.Output("count", display_name="count", tooltip="How many frames were loaded."),
             ],
         )
