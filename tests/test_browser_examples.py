@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 
 import pytest
 from test_browser_preview import NODE_BOX, editor, editors_fixture, inside, screenshot, settled  # noqa: F401 (fixtures)
@@ -115,7 +116,11 @@ def test_load_video_uploads_and_previews(editor, server, inputs, tmp_path):
     chooser.value.set_files(str(upload))
     page.wait_for_function("([id, name]) => app.graph.getNodeById(id).widgets.find(w => w.name === 'video')"
                            ".value === name", arg=[node, upload.name], timeout=30_000)
-    assert (server.server.base / "input" / upload.name).read_bytes() == upload.read_bytes()
+    # The server may still be writing the file when the editor already shows its name.
+    landed, deadline = server.server.base / "input" / upload.name, time.monotonic() + 30
+    while landed.read_bytes() != upload.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert landed.read_bytes() == upload.read_bytes()
     size = page.wait_for_function(
         """(name) => { const v = [...document.querySelectorAll('video')].find(v => (v.src || '').includes(name));
                        return v && v.readyState >= 2 && [v.videoWidth, v.videoHeight]; }""",
