@@ -27,8 +27,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 @dataclass(frozen=True)
 class Selection:
-    """Which frames of the sorted folder load: the first `skip_first` are skipped, then every `every_nth` is kept,
-    then at most `cap` (0: all). VideoHelperSuite's Load Images applies its three settings in this order."""
+    """Which frames load (of the sorted folder, or of a video): the first `skip_first` are skipped, then every
+    `every_nth` is kept, then at most `cap` (0: all). VideoHelperSuite's Load Images and Load Video apply their three
+    settings in this order."""
     skip_first: int = 0
     every_nth: int = 1
     cap: int = 0

@@ -27,6 +27,7 @@ import psutil
 import torch
 from av.video.reformatter import Interpolation
 
+from .image_sequence import Selection
 from .read_errors import MediaReadError, reading
 from .sealed_input import open_video
 
@@ -152,9 +153,7 @@ def _plan(times: list[float], fps: float, options: VideoOptions) -> _Plan:
         grid = rel
         sources = list(range(len(rel)))
     nth = max(1, options.select_every_nth)
-    chosen = list(range(len(sources)))[options.skip_first_frames :: nth]
-    if options.frame_load_cap > 0:
-        chosen = chosen[: options.frame_load_cap]
+    chosen = Selection(options.skip_first_frames, nth, options.frame_load_cap).apply(list(range(len(sources))))
     if not chosen:
         raise MediaReadError(
             f"no frames left to load: the video has {len(sources)} frames at the chosen rate and "
